@@ -17,7 +17,9 @@ import numpy as np
 
 from kernels.activations import ACTIVATIONS
 from kernels.conv import conv2d_backward, conv2d_forward
+from kernels.dropout import dropout_numba
 from kernels.geometry import window_geometry
+from kernels.parallel import matmul
 from kernels.pool import maxpool_backward, maxpool_forward
 
 from . import initializers
@@ -173,16 +175,16 @@ class Dense(_WithActivation):
     def forward(self, x, training=False):
         self._check_input(x)
         self._x = x
-        z = x @ self.params["kernel"]
+        z = matmul(x, self.params["kernel"])  # x @ kernel, row blocks on every core
         if self.use_bias:
             z += self.params["bias"]
         return self._activate(z)
 
     def backward_from_logits(self, dz):
-        self.grads["kernel"] = self._x.T @ dz
+        self.grads["kernel"] = matmul(self._x.T, dz)
         if self.use_bias:
             self.grads["bias"] = dz.sum(axis=0)
-        return dz @ self.params["kernel"].T
+        return matmul(dz, self.params["kernel"].T)
 
     def get_config(self):
         return {"name": self.name, "units": self.units, "activation": self.activation,
@@ -237,12 +239,31 @@ class Conv2D(_WithActivation):
 
     def forward(self, x, training=False):
         self._check_input(x)
+        # ReLU is fused into the convolution's kernel (applied chunk by chunk
+        # while in cache); other activations run after it
+        fused_relu = self.activation == "relu"
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                        self.strides, self.padding, self.impl)
+                                        self.strides, self.padding, self.impl, relu=fused_relu)
+        if fused_relu:
+            self.logits, self._out = None, z
+            return z
         return self._activate(z)
 
+    def backward(self, dout):
+        """dout (n, oh, ow, filters) -> dx (n, h, w, cin), or None when
+        ``needs_input_gradient`` is False."""
+        if self.activation == "relu":
+            return self._backward_conv(dout)  # the kernel applies ReLU's mask itself
+        return self._backward_conv(self._deactivate(dout))
+
     def backward_from_logits(self, dz):
-        """Returns dx (n, h, w, cin), or None when ``needs_input_gradient`` is False."""
+        """Takes the gradient with respect to the pre-activation (the softmax
+        case of :class:`_WithActivation`)."""
+        if self.activation == "relu":
+            raise NotImplementedError("a ReLU convolution's backward takes the gradient of its output")
+        return self._backward_conv(dz)
+
+    def _backward_conv(self, dz):
         dx, self.grads["kernel"], db = conv2d_backward(dz, self._cache, self.needs_input_gradient)
         if self.use_bias:
             self.grads["bias"] = db
@@ -309,14 +330,14 @@ class Dropout(Layer):
     def forward(self, x, training=False):
         self._check_input(x)
         if not training or self.rate == 0:
-            self._mask = None
+            self._draws = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
-        return x * self._mask
+        # the uniform draws are the mask: kept for backward, applied in one pass
+        self._draws = self.rng.random(x.shape, dtype=np.float32)
+        return dropout_numba(x, self._draws, self.rate)
 
     def backward(self, dout):
-        return dout if self._mask is None else dout * self._mask
+        return dout if self._draws is None else dropout_numba(dout, self._draws, self.rate)
 
     def get_config(self):
         return {"name": self.name, "rate": self.rate}

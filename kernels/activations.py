@@ -26,12 +26,17 @@ def _relu_backward_flat(dout, out, dz):
         dz[i] = dout[i] if out[i] > 0 else 0
 
 
-def relu_backward(dout, out):
-    """:func:`relu_backward_numpy` in one compiled pass (no boolean temporary)."""
-    dout = np.ascontiguousarray(dout)
-    dz = np.empty_like(dout)
-    _relu_backward_flat(dout.reshape(-1), np.ascontiguousarray(out).reshape(-1), dz.reshape(-1))
+def relu_backward_into(dout, out, dz):
+    """:func:`relu_backward_numpy` into ``dz`` (same shape), in one compiled pass
+    with no boolean temporary. All three must be C-contiguous."""
+    _relu_backward_flat(dout.reshape(-1), out.reshape(-1), dz.reshape(-1))
     return dz
+
+
+def relu_backward(dout, out):
+    """:func:`relu_backward_numpy` by the compiled kernel, into a new array."""
+    dout = np.ascontiguousarray(dout)
+    return relu_backward_into(dout, np.ascontiguousarray(out), np.empty_like(dout))
 
 
 def softmax_forward(z):

@@ -7,6 +7,10 @@ twin computes the same update in plain array expressions.
 import numpy as np
 from numba import njit
 
+from .parallel import image_chunks, run_chunks
+
+SPLIT = 2**18  # elements a chunk; smaller parameters are updated in one go
+
 
 def adadelta_update_numpy(param, grad, eg, edx, lr, rho, eps):
     """Keras's Adadelta step (see cnn.optimizers.Adadelta), in array expressions."""
@@ -29,7 +33,14 @@ def _adadelta_flat(param, grad, eg, edx, lr, rho, eps):
 
 
 def adadelta_update_numba(param, grad, eg, edx, lr, rho, eps):
-    """The same step in one compiled pass over contiguous arrays."""
+    """The same step in compiled passes over contiguous arrays, a large
+    parameter in chunks on every core (each element's update is independent,
+    so the split changes nothing)."""
     dtype = param.dtype.type  # keep float32 arithmetic in float32
-    _adadelta_flat(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), eg.reshape(-1), edx.reshape(-1),
-                   dtype(lr), dtype(rho), dtype(eps))
+    flats = (param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), eg.reshape(-1), edx.reshape(-1))
+
+    def work(group):
+        for _, start, stop in group:
+            _adadelta_flat(*(a[start:stop] for a in flats), dtype(lr), dtype(rho), dtype(eps))
+
+    run_chunks(work, image_chunks(param.size, SPLIT))

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit
 
 from .geometry import window_geometry
+from .parallel import WORKERS, image_chunks, run_chunks
 
 
 def _geometry(x_shape, pool_size, strides, padding):
@@ -55,16 +56,16 @@ def _maxpool_backward_numpy(dout, argmax, x_shape, ph, pw, sh, sw, pt, pl, oh, o
 
 # ---------------------------------------------------------------- numba kernels
 @njit(cache=True, nogil=True)
-def _maxpool_forward_numba(x, ph, pw, sh, sw, pt, pl, oh, ow):
+def _maxpool_forward_into(x, ph, pw, sh, sw, pt, pl, oh, ow, out, argmax):
+    """Fill ``out`` and ``argmax`` (n, oh, ow, c) for the images of ``x``."""
     n, h, w, c = x.shape
-    out = np.empty((n, oh, ow, c), dtype=x.dtype)
-    argmax = np.zeros((n, oh, ow, c), dtype=np.int32)
     for img in range(n):
         for i in range(oh):
             for j in range(ow):
                 best = out[img, i, j]
                 where = argmax[img, i, j]
                 best[:] = -np.inf
+                where[:] = 0
                 for a in range(ph):
                     y = i * sh - pt + a
                     if y < 0 or y >= h:
@@ -78,19 +79,24 @@ def _maxpool_forward_numba(x, ph, pw, sh, sw, pt, pl, oh, ow):
                             if row[ch] > best[ch]:  # strict: the first maximum wins ties
                                 best[ch] = row[ch]
                                 where[ch] = a * pw + b
-    return out, argmax
 
 
 @njit(cache=True, nogil=True)
-def _maxpool_backward_numba(dout, argmax, n, h, w, c, ph, pw, sh, sw, pt, pl, oh, ow):
-    dx = np.zeros((n, h, w, c), dtype=dout.dtype)
+def _maxpool_backward_into(dout, argmax, ph, pw, sh, sw, pt, pl, oh, ow, dx):
+    """Zero ``dx`` (n, h, w, c), then route each output gradient to its maximum."""
+    n, h, w, c = dx.shape
+    dx[:] = 0
     for img in range(n):
         for i in range(oh):
             for j in range(ow):
                 for ch in range(c):
                     k = argmax[img, i, j, ch]
                     dx[img, i * sh - pt + k // pw, j * sw - pl + k % pw, ch] += dout[img, i, j, ch]
-    return dx
+
+
+def _image_chunks(n):
+    # a few images a chunk: pooling streams through memory, any split works
+    return image_chunks(n, max(1, -(-n // (4 * WORKERS))))
 
 
 # ---------------------------------------------------------------- public API
@@ -114,7 +120,17 @@ def maxpool_forward(x, pool_size=(2, 2), strides=None, padding="valid", impl="nu
     strides = tuple(pool_size) if strides is None else tuple(strides)
     geometry = _geometry(x.shape, tuple(pool_size), strides, padding)
     if impl == "numba":
-        out, argmax = _maxpool_forward_numba(np.ascontiguousarray(x), *geometry)
+        x = np.ascontiguousarray(x)
+        n, _, _, c = x.shape
+        oh, ow = geometry[-2:]
+        out = np.empty((n, oh, ow, c), dtype=x.dtype)
+        argmax = np.empty((n, oh, ow, c), dtype=np.int32)
+
+        def work(group):
+            for _, start, stop in group:
+                _maxpool_forward_into(x[start:stop], *geometry, out[start:stop], argmax[start:stop])
+
+        run_chunks(work, _image_chunks(n))
     else:
         out, argmax = _maxpool_forward_numpy(x, *geometry)
     return out, (x.shape, argmax, geometry, impl)
@@ -133,5 +149,13 @@ def maxpool_backward(dout, cache):
     """
     x_shape, argmax, geometry, impl = cache
     if impl == "numba":
-        return _maxpool_backward_numba(np.ascontiguousarray(dout), argmax, *x_shape, *geometry)
+        dout = np.ascontiguousarray(dout)
+        dx = np.empty(x_shape, dtype=dout.dtype)
+
+        def work(group):
+            for _, start, stop in group:
+                _maxpool_backward_into(dout[start:stop], argmax[start:stop], *geometry, dx[start:stop])
+
+        run_chunks(work, _image_chunks(x_shape[0]))
+        return dx
     return _maxpool_backward_numpy(dout, argmax, x_shape, *geometry)

@@ -142,3 +142,107 @@ def test_relu_backward_twins_agree(seed, shape, dtype):
     fast = relu_backward(dout, out)
     assert fast.dtype == dtype
     np.testing.assert_array_equal(fast, relu_backward_numpy(dout, out))
+
+
+# ------------------------------------------------------------ work on every core
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("padding,strides", [("same", (1, 1)), ("valid", (2, 1))])
+def test_conv_in_many_chunks_with_fused_relu_matches_the_reference(monkeypatch, rng, relu, padding, strides):
+    # one image a chunk: chunks really run on the pool's threads
+    monkeypatch.setattr("kernels.conv.CHUNK_IMAGES", 1)
+    from kernels.activations import relu_backward_numpy
+
+    x = rng.standard_normal((7, 9, 8, 3))
+    w = rng.standard_normal((3, 3, 3, 5))
+    b = rng.standard_normal(5)
+    out, cache = conv2d_forward(x, w, b, strides, padding, impl="numba", relu=relu)
+    ref, ref_cache = conv2d_forward(x, w, b, strides, padding, impl="numpy")
+    if relu:
+        ref = np.maximum(ref, 0)
+        assert (out == 0).any() and (out > 0).any()
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    # the reference: ReLU's gradient first, then the plain convolution's
+    dz = relu_backward_numpy(dout, ref) if relu else dout
+    for got, want in zip(conv2d_backward(dout, cache), conv2d_backward(dz, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+def test_results_do_not_depend_on_the_number_of_cores(monkeypatch, rng):
+    monkeypatch.setattr("kernels.conv.CHUNK_IMAGES", 2)
+    x = rng.standard_normal((9, 10, 10, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    results = []
+    for workers in (1, 2, 3):
+        monkeypatch.setattr("kernels.parallel.WORKERS", workers)
+        out, cache = conv2d_forward(x, w, b, (1, 1), "same", relu=True)
+        grads = conv2d_backward(np.ones_like(out), cache)
+        pooled, pool_cache = maxpool_forward(out)
+        results.append([out, *grads, pooled, maxpool_backward(pooled, pool_cache)])
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 5, 3), (128, 300, 10), (700, 64, 33), (64, 2000, 100)])
+def test_parallel_matmul_equals_the_product(rng, m, k, n):
+    from kernels.parallel import matmul
+
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    np.testing.assert_allclose(matmul(a, b), a @ b, rtol=1e-5, atol=1e-4)
+    # transposed views, as Dense's backward passes them
+    np.testing.assert_allclose(matmul(b.T, a.T), b.T @ a.T, rtol=1e-5, atol=1e-4)
+    small = matmul(a, b, rows_per_chunk=7)  # many blocks on the threads
+    np.testing.assert_allclose(small, a @ b, rtol=1e-5, atol=1e-4)
+
+
+def test_a_failing_chunk_raises_after_every_chunk_has_finished(monkeypatch):
+    import threading
+
+    from kernels.parallel import image_chunks, run_chunks
+
+    monkeypatch.setattr("kernels.parallel.WORKERS", 2)
+    done = []
+    lock = threading.Lock()
+
+    def work(group):
+        for index, start, stop in group:
+            if index == 0:
+                raise ValueError("chunk 0 failed")
+            with lock:
+                done.append(index)
+
+    with pytest.raises(ValueError, match="chunk 0 failed"):
+        run_chunks(work, image_chunks(10, 1))
+    # chunk 0's group stops at its failure; every other group runs to its end
+    assert set(done) >= {i for i in range(10) if i % 2 == 1}
+
+
+@given(seed=st.integers(0, 2**16), rate=st.sampled_from([0.1, 0.25, 0.5, 0.9]),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_dropout_twins_agree(seed, rate, dtype):
+    from kernels.dropout import dropout_numba, dropout_numpy
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, 4, 5)).astype(dtype)
+    u = rng.random(x.shape, dtype=np.float32)
+    fast = dropout_numba(x, u, rate)
+    assert fast.dtype == dtype
+    np.testing.assert_array_equal(fast, dropout_numpy(x, u, rate))
+    np.testing.assert_array_equal(fast == 0, (u < rate) | (x == 0))
+
+
+def test_adadelta_in_many_chunks_agrees(monkeypatch, rng):
+    from kernels.optim import adadelta_update_numba, adadelta_update_numpy
+
+    monkeypatch.setattr("kernels.optim.SPLIT", 7)
+    param = rng.standard_normal((10, 9)).astype(np.float32)
+    states = [[param.copy(), np.zeros_like(param), np.zeros_like(param)] for _ in range(2)]
+    for _ in range(3):
+        grad = rng.standard_normal(param.shape).astype(np.float32)
+        adadelta_update_numba(states[0][0], grad, *states[0][1:], 1.0, 0.95, 1e-7)
+        adadelta_update_numpy(states[1][0], grad, *states[1][1:], 1.0, 0.95, 1e-7)
+    for fast, twin in zip(*states):
+        np.testing.assert_allclose(fast, twin, rtol=1e-5, atol=1e-7)

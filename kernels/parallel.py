@@ -1,0 +1,107 @@
+"""Running a kernel's chunks on every core.
+
+The heavy kernels (convolution, pooling) cut a batch into chunks of a few
+images. Each chunk writes its own slice of the output, so chunks can run on
+different cores with no locks: numba kernels are compiled with
+``nogil=True`` and NumPy's matrix product releases the GIL too, so plain
+Python threads really run at once.
+
+While chunks run in parallel, BLAS is held to one thread. Otherwise
+OpenBLAS starts its own threads inside every chunk's matrix product and they
+fight ours for the same cores. Measured on a 2-core machine for the chapter's
+second convolution (batch 128): 24.6 ms one chunk after another with 2 BLAS
+threads, 15.6 ms with 2 chunk threads of 1 BLAS thread each.
+
+Which core runs which chunk never changes a result: every output value is
+computed by exactly one chunk, and where chunks' shares are added up (a
+convolution's weight gradient) the chunks are fixed by the data's shape,
+never by the number of cores, and added in chunk order afterwards.
+"""
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from threadpoolctl import ThreadpoolController
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+WORKERS = _cores()
+SMALL_MATMUL = 2**18  # multiply-adds; OpenBLAS itself runs products this small on one thread
+
+_lock = threading.Lock()
+_pool = None
+_pool_pid = None
+_blas = None
+
+
+def _executor():
+    """The shared thread pool, made anew in a forked child (whose copy has no threads)."""
+    global _pool, _pool_pid, _blas
+    with _lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cnn-kernel")
+            _pool_pid = os.getpid()
+        if _blas is None:
+            _blas = ThreadpoolController()
+        return _pool, _blas
+
+
+def run_chunks(work, chunks):
+    """Share ``chunks`` out over up to WORKERS threads and call ``work(group)``
+    once per thread with its group of chunks.
+
+    Parameters
+    ----------
+    work : callable
+        Takes a list of chunks (so it can make its scratch buffers once per
+        thread) and writes each chunk's results into arrays it shares with
+        the caller, every chunk into its own slice. Its return value is
+        ignored; an exception in any group is raised here.
+    chunks : list
+        Anything ``work`` accepts, usually (index, start, stop) tuples.
+    """
+    if WORKERS == 1 or len(chunks) == 1:
+        work(chunks)
+        return
+    pool, blas = _executor()
+    groups = [chunks[i::WORKERS] for i in range(min(WORKERS, len(chunks)))]
+    with blas.limit(limits=1, user_api="blas"):
+        futures = [pool.submit(work, group) for group in groups]
+        errors = [future.exception() for future in futures]  # waits for every group
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def image_chunks(n, images_per_chunk):
+    """(index, start, stop) ranges covering ``n`` images."""
+    step = max(1, int(images_per_chunk))
+    return [(index, start, min(start + step, n)) for index, start in enumerate(range(0, n, step))]
+
+
+def matmul(a, b, rows_per_chunk=None):
+    """``a @ b`` for 2-D float arrays, blocks of ``a``'s rows on every core.
+
+    Blocks are at least 64 rows (a thinner block streams ``b`` from memory
+    once more for too little work) and at most an eighth of the rows, so the
+    blocking, and with it the rounding, depends on the shapes alone.
+    """
+    m = a.shape[0]
+    rows = rows_per_chunk or max(64, -(-m // 8))
+    if m * a.shape[1] * b.shape[1] < SMALL_MATMUL:
+        rows = m  # one block: handing out work would cost more than the work
+    out = np.empty((m, b.shape[1]), dtype=np.result_type(a, b))
+
+    def work(group):
+        for _, start, stop in group:
+            np.matmul(a[start:stop], b, out=out[start:stop])
+
+    run_chunks(work, image_chunks(m, rows))
+    return out
