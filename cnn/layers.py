@@ -16,7 +16,8 @@ Parameter names follow Keras: ``kernel`` and ``bias``.
 import numpy as np
 
 from kernels.activations import ACTIVATIONS
-from kernels.conv import conv2d_backward, conv2d_forward
+from kernels.conv import IMPLS as CONV_IMPLS
+from kernels.conv import conv2d_backward, conv2d_forward, winograd_applies
 from kernels.dropout import dropout_numba
 from kernels.geometry import window_geometry
 from kernels.parallel import matmul
@@ -206,6 +207,10 @@ class Conv2D(_WithActivation):
     activation : {'linear', 'relu', 'softmax', None}
     kernel_initializer : str
     use_bias : bool
+    impl : {'numba', 'numpy', 'winograd'}
+        How the kernels compute (not saved with the model): 'numba' (or 'im2col')
+        (the default, fastest here), 'numpy' the readable reference, 'winograd'
+        Winograd F(2x2, 3x3) for 3x3 stride-1 layers (kernels/winograd.py).
 
     Shapes: x (n, h, w, cin) -> out (n, oh, ow, filters);
     kernel (kh, kw, cin, filters); bias (filters,).
@@ -225,7 +230,14 @@ class Conv2D(_WithActivation):
         self.kernel_initializer = kernel_initializer
         initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)
-        self.impl = impl  # 'numba' runs the compiled im2col/col2im, 'numpy' their twins
+        # 'numba' runs the compiled im2col/col2im, 'numpy' their twins,
+        # 'winograd' the 3x3 stride-1 Winograd kernels (kernels/conv.py)
+        if impl not in CONV_IMPLS:
+            raise InputError(f"impl must be one of {CONV_IMPLS}, got {impl!r}")
+        if impl == "winograd" and not winograd_applies(self.kernel_size, self.strides):
+            raise InputError("impl='winograd' needs a 3x3 kernel and stride 1, "
+                             f"got kernel {self.kernel_size} and strides {self.strides}")
+        self.impl = impl
         self.rng = new_generator()
 
     def compute_output_shape(self, input_shape):

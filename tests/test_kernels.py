@@ -246,3 +246,65 @@ def test_adadelta_in_many_chunks_agrees(monkeypatch, rng):
         adadelta_update_numpy(states[1][0], grad, *states[1][1:], 1.0, 0.95, 1e-7)
     for fast, twin in zip(*states):
         np.testing.assert_allclose(fast, twin, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------ Winograd F(2x2, 3x3)
+@st.composite
+def winograd_cases(draw):
+    n, h, w = draw(st.integers(1, 5)), draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    cin, cout = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    if h < 3 or w < 3:
+        padding = "same"
+    return (n, h, w, cin, cout), padding, draw(st.sampled_from([np.float32, np.float64]))
+
+
+@settings(max_examples=60)
+@given(case=winograd_cases(), relu=st.booleans(), bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_winograd_matches_the_reference_path(case, relu, bias, seed):
+    (n, h, w, cin, cout), padding, dtype = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, cin)).astype(dtype)
+    k = rng.standard_normal((3, 3, cin, cout)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype) if bias else None
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    out, cache = conv2d_forward(x, k, b, (1, 1), padding, impl="winograd", relu=relu)
+    ref, ref_cache = conv2d_forward(x, k, b, (1, 1), padding, impl="numpy", relu=relu)
+    assert out.dtype == dtype and out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    got, want = conv2d_backward(dout, cache), conv2d_backward(dout, ref_cache)
+    for g, r in zip(got, want):
+        if r is None:
+            assert g is None
+        else:
+            assert g.dtype == dtype and g.shape == r.shape
+            np.testing.assert_allclose(g, r, rtol=tol * 10, atol=tol * 10)
+    # a first layer skips its input gradient; the rest is unchanged
+    dx, dw, _ = conv2d_backward(dout, cache, need_dx=False)
+    assert dx is None
+    np.testing.assert_array_equal(dw, got[1])
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_winograd_numpy_twin_agrees_with_im2col(rng, padding):
+    from kernels import winograd
+
+    x = rng.standard_normal((3, 7, 8, 2))
+    k = rng.standard_normal((3, 3, 2, 5))
+    ref, cache = conv2d_forward(x, k, None, (1, 1), padding, impl="numpy")
+    pt, pl, oh, ow = cache[3][4:]
+    np.testing.assert_allclose(winograd.winograd_forward_numpy(x, k, pt, pl, oh, ow), ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(ref.shape)
+    _, dw, _ = conv2d_backward(dout, cache)
+    np.testing.assert_allclose(winograd.winograd_kernel_gradient_numpy(x, dout, pt, pl), dw, rtol=1e-12, atol=1e-12)
+
+
+def test_winograd_runs_only_where_it_applies(rng):
+    x = rng.standard_normal((1, 6, 6, 1)).astype(np.float32)
+    assert conv2d_forward(x, np.ones((3, 3, 1, 1), np.float32), None, (1, 1), "same", impl="winograd")[1][4] == "winograd"
+    assert conv2d_forward(x, np.ones((3, 3, 1, 1), np.float32), None, (1, 1), "same")[1][4] == "im2col"
+    with pytest.raises(ValueError, match="3x3 kernel and stride 1"):
+        conv2d_forward(x, np.ones((5, 5, 1, 1), np.float32), None, (1, 1), "same", impl="winograd")
+    with pytest.raises(ValueError, match="impl must be one of"):
+        conv2d_forward(x, np.ones((3, 3, 1, 1), np.float32), None, (1, 1), "same", impl="fft")

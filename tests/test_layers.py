@@ -46,9 +46,31 @@ def test_conv2d_against_finite_differences_and_keras(keras, case, seed):
     helper_test_layer(layer, reference, x, reduction=case["kh"] * case["kw"] * case["cin"], seed=seed)
 
 
-@pytest.mark.parametrize("impl", ["numba", "numpy"])
+@settings(max_examples=20)
+@given(case=conv_cases, seed=st.integers(0, 2**16))
+def test_winograd_conv2d_against_finite_differences_and_keras(keras, case, seed):
+    # the same checks as the im2col layer above, for the 3x3 stride-1 cases Winograd runs
+    case = {**case, "kh": 3, "kw": 3, "sh": 1, "sw": 1}
+    if case["h"] < 3 or case["w"] < 3:
+        case["padding"] = "same"
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case["n"], case["h"], case["w"], case["cin"])).astype(np.float32)
+    kwargs = dict(kernel_size=3, padding=case["padding"], use_bias=case["use_bias"])
+    layer = Conv2D(case["cout"], impl="winograd", **kwargs)
+    reference = keras.layers.Conv2D(case["cout"], **kwargs)
+    helper_test_layer(layer, reference, x, reduction=9 * case["cin"], seed=seed)
+
+
+def test_conv2d_impl_is_checked_when_the_layer_is_made():
+    with pytest.raises(InputError, match="impl must be one of"):
+        Conv2D(4, 3, impl="fft")
+    with pytest.raises(InputError, match="winograd.*3x3 kernel and stride 1"):
+        Conv2D(4, 3, strides=2, impl="winograd")
+
+
+@pytest.mark.parametrize("impl,strides", [("numba", 1), ("numba", 2), ("numpy", 1), ("numpy", 2),
+                                          ("winograd", 1)])  # Winograd runs stride 1 only
 @pytest.mark.parametrize("padding", ["valid", "same"])
-@pytest.mark.parametrize("strides", [1, 2])
 def test_conv2d_relu_chapter_like(keras, impl, padding, strides, rng):
     # ReLU is checked away from its kink: a bias pushes pre-activations off 0
     x = rng.standard_normal((2, 8, 7, 3)).astype(np.float32)
