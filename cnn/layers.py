@@ -208,9 +208,10 @@ class Conv2D(_WithActivation):
     kernel_initializer : str
     use_bias : bool
     impl : {'numba', 'numpy', 'winograd'}
-        How the kernels compute (not saved with the model): 'numba' (or 'im2col')
-        (the default, fastest here), 'numpy' the readable reference, 'winograd'
-        Winograd F(2x2, 3x3) for 3x3 stride-1 layers (kernels/winograd.py).
+        How the kernels compute (not saved with the model): 'numba' (the
+        default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 or
+        more input channels and im2col otherwise; 'im2col' and 'winograd'
+        force one; 'numpy' is the readable reference (kernels/conv.py).
 
     Shapes: x (n, h, w, cin) -> out (n, oh, ow, filters);
     kernel (kh, kw, cin, filters); bias (filters,).
@@ -230,8 +231,6 @@ class Conv2D(_WithActivation):
         self.kernel_initializer = kernel_initializer
         initializers.get(kernel_initializer)
         self.use_bias = bool(use_bias)
-        # 'numba' runs the compiled im2col/col2im, 'numpy' their twins,
-        # 'winograd' the 3x3 stride-1 Winograd kernels (kernels/conv.py)
         if impl not in CONV_IMPLS:
             raise InputError(f"impl must be one of {CONV_IMPLS}, got {impl!r}")
         if impl == "winograd" and not winograd_applies(self.kernel_size, self.strides):
