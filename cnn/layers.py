@@ -210,7 +210,7 @@ class Conv2D(_WithActivation):
     impl : {'numba', 'numpy', 'winograd'}
         How the kernels compute (not saved with the model): 'numba' (the
         default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 or
-        more input channels and im2col otherwise; 'im2col' and 'winograd'
+        more input channels on batches of 8 or more, and im2col otherwise; 'im2col' and 'winograd'
         force one; 'numpy' is the readable reference (kernels/conv.py).
 
     Shapes: x (n, h, w, cin) -> out (n, oh, ow, filters);

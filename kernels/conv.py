@@ -22,8 +22,9 @@ Three paths compute the same thing:
   (:mod:`kernels.winograd`), in chunks on all cores too.
 
 ``impl='numba'``, what the layers run, picks Winograd for 3x3 stride-1
-layers with at least WINOGRAD_MIN_CHANNELS input channels and im2col for the
-rest. Measured for the chapter's second convolution (batch 128, 28x28,
+layers with at least WINOGRAD_MIN_CHANNELS input channels on batches of at
+least WINOGRAD_MIN_IMAGES images, and im2col for the rest (so a result's last
+bits can depend on the batch it came in). Measured for the chapter's second convolution (batch 128, 28x28,
 32 -> 64, ``python benchmarks/bench_kernels.py``): forward 12.2 ms vs 18.6 ms
 with im2col, backward 29.8 vs 38.9 ms. Its first layer (1 input channel)
 stays on im2col, where Winograd would be 4x slower.
@@ -48,9 +49,12 @@ CHUNK_BYTES = 4 * 2**20  # scratch per chunk: a few MB fit the caches of this ma
 CHUNK_IMAGES = 8  # at most, so that even a small layer has chunks for every core
 IMPLS = ("numba", "im2col", "winograd", "numpy")
 WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
-# below this many input channels the tile transforms cost more than the
-# products they save (measured: 1 channel, 4x slower than im2col; 32, 1.5x faster)
+# Below this many input channels, or images in a call, the tile transforms
+# and set-up cost more than the products they save. Measured on the chapter's
+# layers: 1 channel, 4x slower than im2col; 32 channels, 1.5x faster at 128
+# images, even at 8, 1.4x slower for 1 image (single-image prediction).
 WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_IMAGES = 8
 NO_FLAGS = np.zeros((0, 0, 0), dtype=np.bool_)
 
 
@@ -70,12 +74,12 @@ def winograd_applies(w_shape, strides):
     return tuple(w_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
 
 
-def _algorithm(impl, w_shape, strides):
+def _algorithm(impl, w_shape, strides, n):
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "numba":
-        wide = w_shape[2] >= WINOGRAD_MIN_CHANNELS
-        return "winograd" if wide and winograd_applies(w_shape, strides) else "im2col"
+        pays = w_shape[2] >= WINOGRAD_MIN_CHANNELS and n >= WINOGRAD_MIN_IMAGES
+        return "winograd" if pays and winograd_applies(w_shape, strides) else "im2col"
     if impl == "winograd" and not winograd_applies(w_shape, strides):
         raise ValueError("impl='winograd' needs a 3x3 kernel and stride 1")
     return impl
@@ -99,7 +103,7 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
         the algorithm, and the output when ReLU is fused in).
     """
     geometry = _geometry(x.shape, w.shape, strides, padding)
-    algorithm = _algorithm(impl, w.shape, strides)
+    algorithm = _algorithm(impl, w.shape, strides, x.shape[0])
     kh, kw, _, _, pt, pl, oh, ow = geometry
     n, cout = x.shape[0], w.shape[3]
     if algorithm == "numpy":

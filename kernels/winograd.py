@@ -88,16 +88,46 @@ def tiles(oh, ow, m):
 
 
 def kernel_transform(w, f):
-    """``G g G^T`` for every channel pair: (3, 3, cin, cout) -> (a*a, cin, cout)."""
-    u = np.einsum("ia,abco,jb->ijco", f.G, w.astype(np.float64), f.G)
+    """``G g G^T`` for every channel pair: (3, 3, cin, cout) -> (a*a, cin, cout),
+    summed in float64 (the kernel is small; its transform's rounding is not)."""
+    u = np.empty((f.m + 2, f.m + 2, *w.shape[2:]), dtype=np.float64)
+    _sandwich(f.G, w.astype(np.float64), u)
     return u.reshape(-1, *w.shape[2:]).astype(w.dtype)
 
 
 def kernel_gradient_from_products(m, f, dtype):
     """``G^T M G``: the summed tile products (a*a, cin, cout) -> dW (3, 3, cin, cout)."""
     a = f.m + 2
-    m = m.astype(np.float64).reshape(a, a, *m.shape[1:])
-    return np.einsum("ia,ijco,jb->abco", f.G, m, f.G).astype(dtype)
+    dw = np.empty((3, 3, *m.shape[1:]), dtype=np.float64)
+    _sandwich(np.ascontiguousarray(f.G.T), m.astype(np.float64).reshape(a, a, *m.shape[1:]), dw)
+    return dw.astype(dtype)
+
+
+@njit(cache=True, nogil=True)
+def _sandwich(left, g, out):
+    """out[i, j] = sum_ab left[i, a] g[a, b] left[j, b] for every channel pair:
+    ``left g left^T`` over the first two axes of g (p, p, cin, cout)."""
+    r, p = left.shape
+    _, _, cin, cout = g.shape
+    half = np.zeros((r, p, cin, cout), dtype=g.dtype)
+    for i in range(r):
+        for a in range(p):
+            coef = left[i, a]
+            if coef != 0:
+                for b in range(p):
+                    for c in range(cin):
+                        for o in range(cout):
+                            half[i, b, c, o] += coef * g[a, b, c, o]
+    out[:] = 0
+    for i in range(r):
+        for j in range(r):
+            for b in range(p):
+                coef = left[j, b]
+                if coef != 0:
+                    for c in range(cin):
+                        for o in range(cout):
+                            out[i, j, c, o] += coef * half[i, b, c, o]
+    return out
 
 
 def flipped_kernel(w):
