@@ -18,7 +18,7 @@ import numpy as np
 from kernels.activations import ACTIVATIONS
 from kernels.conv import IMPLS as CONV_IMPLS
 from kernels.conv import conv2d_backward, conv2d_forward, winograd_applies
-from kernels.dropout import dropout_numba
+from kernels.dropout import dropout_backward_numba, dropout_numba
 from kernels.geometry import window_geometry
 from kernels.parallel import matmul
 from kernels.pool import maxpool_backward, maxpool_forward
@@ -256,7 +256,7 @@ class Conv2D(_WithActivation):
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
                                         self.strides, self.padding, self.impl, relu=fused_relu)
         if fused_relu:
-            self.logits, self._out = None, z
+            self.logits, self._out = None, None  # the kernel's cache keeps ReLU's mask
             return z
         return self._activate(z)
 
@@ -341,14 +341,14 @@ class Dropout(Layer):
     def forward(self, x, training=False):
         self._check_input(x)
         if not training or self.rate == 0:
-            self._draws = None
+            self._keep = None
             return x
-        # the uniform draws are the mask: kept for backward, applied in one pass
-        self._draws = self.rng.random(x.shape, dtype=np.float32)
-        return dropout_numba(x, self._draws, self.rate)
+        draws = self.rng.random(x.shape, dtype=np.float32)
+        out, self._keep = dropout_numba(x, draws, self.rate)  # keep: the survivors, for backward
+        return out
 
     def backward(self, dout):
-        return dout if self._draws is None else dropout_numba(dout, self._draws, self.rate)
+        return dout if self._keep is None else dropout_backward_numba(dout, self._keep, self.rate)
 
     def get_config(self):
         return {"name": self.name, "rate": self.rate}

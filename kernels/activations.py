@@ -33,6 +33,19 @@ def relu_backward_into(dout, out, dz):
     return dz
 
 
+@njit(cache=True, nogil=True)
+def _relu_mask_backward_flat(dout, mask, dz):
+    for i in range(dz.size):
+        dz[i] = dout[i] if mask[i] else 0
+
+
+def relu_backward_mask_into(dout, mask, dz):
+    """ReLU's gradient from the mask ``out > 0`` (bool, same shape) instead of
+    the output, into ``dz``. All three must be C-contiguous."""
+    _relu_mask_backward_flat(dout.reshape(-1), mask.reshape(-1), dz.reshape(-1))
+    return dz
+
+
 def relu_backward(dout, out):
     """:func:`relu_backward_numpy` by the compiled kernel, into a new array."""
     dout = np.ascontiguousarray(dout)

@@ -40,7 +40,7 @@ rebuilt there from ``x``, which costs less than storing them.
 import numpy as np
 
 from . import winograd
-from .activations import relu_backward_into, relu_backward_numpy
+from .activations import relu_backward_mask_into
 from .geometry import window_geometry
 from .im2col import col2im_into, col2im_numpy, im2col_into, im2col_numpy
 from .parallel import image_chunks, run_chunks
@@ -56,6 +56,7 @@ WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_IMAGES = 8
 NO_FLAGS = np.zeros((0, 0, 0), dtype=np.bool_)
+PARTIAL_SUMS = 8  # parts of a weight gradient summed separately (and by up to 8 cores)
 
 
 def _geometry(x_shape, w_shape, strides, padding):
@@ -100,7 +101,9 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
     out : ndarray, shape (n, oh, ow, cout)
     cache : tuple
         What :func:`conv2d_backward` needs (the input, the kernel, geometry,
-        the algorithm, and the output when ReLU is fused in).
+        the algorithm, and, when ReLU is fused in, its mask ``out > 0``:
+        one byte a value, so the output itself can be freed once the next
+        layer has read it).
     """
     geometry = _geometry(x.shape, w.shape, strides, padding)
     algorithm = _algorithm(impl, w.shape, strides, x.shape[0])
@@ -112,21 +115,25 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
             out += b
         if relu:
             np.maximum(out, 0, out=out)
+        mask = out > 0 if relu else None
     else:
         x = np.ascontiguousarray(x)
         out = np.empty((n, oh, ow, cout), dtype=np.result_type(x, w))
+        mask = np.empty(out.shape, dtype=np.bool_) if relu else None
         bias = np.zeros(cout, out.dtype) if b is None else b.astype(out.dtype, copy=False)
         forward = _winograd_forward if algorithm == "winograd" else _im2col_forward
-        forward(x, w, bias, relu, geometry, out)
-    cache = (x, w, b is not None, geometry, algorithm, out if relu else None)
+        forward(x, w, bias, mask, geometry, out)
+    cache = (x, w, b is not None, geometry, algorithm, mask)
     return out, cache
 
 
-def _im2col_forward(x, w, bias, relu, geometry, out):
+def _im2col_forward(x, w, bias, mask, geometry, out):
+    """out = conv(x, w) + bias, and ReLU with its mask written when ``mask`` is given."""
     kh, kw, _, _, _, _, oh, ow = geometry
     cout = w.shape[3]
     w2 = w.reshape(-1, cout)  # (kh*kw*cin, cout): rows in the patches' order, no transpose
     out2 = out.reshape(-1, cout)
+    mask2 = None if mask is None else mask.reshape(-1, cout)
     chunks, step = _chunks(x.shape[0], oh * ow * w2.shape[0] * x.itemsize)
 
     def work(group):
@@ -136,15 +143,16 @@ def _im2col_forward(x, w, bias, relu, geometry, out):
             chunk_cols = im2col_into(x[start:stop], *geometry, cols[: (stop - start) * oh * ow])
             np.matmul(chunk_cols, w2, out=chunk_out)
             chunk_out += bias  # bias and ReLU while the chunk's output is still in cache
-            if relu:
+            if mask is not None:
                 np.maximum(chunk_out, 0, out=chunk_out)
+                np.greater(chunk_out, 0, out=mask2[start * oh * ow: stop * oh * ow])
 
     run_chunks(work, chunks)
 
 
-def _winograd_pass(x, u, bias, relu, pad_top, pad_left, out):
-    """out = ReLU?(conv(x, kernel) + bias) by Winograd, ``u`` the transformed
-    kernel (a*a, cin, cout). Also the input gradient's pass."""
+def _winograd_pass(x, u, bias, mask, pad_top, pad_left, out):
+    """out = conv(x, kernel) + bias by Winograd, then ReLU with its mask written
+    when ``mask`` is given; ``u`` is the transformed kernel (a*a, cin, cout)."""
     f = winograd.TRANSFORMS[WINOGRAD_TILE]
     bt, at = f.BT.astype(x.dtype), f.AT.astype(out.dtype)
     n, _, _, cin = x.shape
@@ -165,15 +173,17 @@ def _winograd_pass(x, u, bias, relu, pad_top, pad_left, out):
             v = winograd.input_transform(padded, th, tw, bt, v_buf[: a2 * t * cin].reshape(a2, t, cin))
             m = np.matmul(v, u, out=m_buf[: a2 * t * cout].reshape(a2, t, cout))
             zero_window = winograd.zero_windows(x[start:stop], pad_top, pad_left, oh, ow, flags[: stop - start])
-            winograd.output_transform(m, at, bias, relu, th, tw, out[start:stop], zero_window)
+            winograd.output_transform(m, at, bias, mask is not None, th, tw, out[start:stop], zero_window)
+            if mask is not None:
+                np.greater(out[start:stop], 0, out=mask[start:stop])
 
     run_chunks(work, chunks)
 
 
-def _winograd_forward(x, w, bias, relu, geometry, out):
+def _winograd_forward(x, w, bias, mask, geometry, out):
     pt, pl = geometry[4:6]
     f = winograd.TRANSFORMS[WINOGRAD_TILE]
-    _winograd_pass(x, winograd.kernel_transform(w, f), bias, relu, pt, pl, out)
+    _winograd_pass(x, winograd.kernel_transform(w, f), bias, mask, pt, pl, out)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -192,10 +202,10 @@ def conv2d_backward(dout, cache, need_dx=True):
     dw : ndarray, shape (kh, kw, cin, cout)
     db : ndarray, shape (cout,), or None when the layer has no bias
     """
-    x, w, has_bias, geometry, algorithm, relu_out = cache
+    x, w, has_bias, geometry, algorithm, relu_mask = cache
     cout = w.shape[-1]
     if algorithm == "numpy":
-        dz = dout if relu_out is None else relu_backward_numpy(dout, relu_out)
+        dz = dout if relu_mask is None else np.where(relu_mask, dout, 0).astype(dout.dtype, copy=False)
         dz2 = dz.reshape(-1, cout)
         cols = im2col_numpy(x, *geometry)
         dw = (cols.T @ dz2).reshape(w.shape)  # each weight collects the inputs it multiplied
@@ -207,26 +217,41 @@ def conv2d_backward(dout, cache, need_dx=True):
     dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
     chunk_grads = (_WinogradGradients if algorithm == "winograd" else _Im2colGradients)(x, w, geometry, need_dx)
     chunks, step = _chunks(n, chunk_grads.bytes_per_image)
-    # every chunk's share of the sums; added in chunk order below, so the
-    # result does not depend on how many threads ran the chunks
-    dw_parts = np.empty((len(chunks), *chunk_grads.part_shape), dtype=dout.dtype)
-    db_parts = np.empty((len(chunks), cout), dtype=dout.dtype)
+    # The sums over images (dW, db) are split into at most PARTIAL_SUMS runs of
+    # consecutive chunks, fixed by the shapes; each run adds its chunks in
+    # order into its own part and the parts are added in order below, so the
+    # result does not depend on how many threads ran them.
+    runs = [(index, list(run)) for index, run in enumerate(_split(chunks, PARTIAL_SUMS))]
+    dw_parts = np.empty((len(runs), *chunk_grads.part_shape), dtype=dout.dtype)
+    db_parts = np.zeros((len(runs), cout), dtype=dout.dtype)
 
     def work(group):
         scratch = chunk_grads.scratch(step)  # one per thread
-        dz = np.empty((step, oh, ow, cout), dtype=dout.dtype) if relu_out is not None else None
-        for index, start, stop in group:
-            d = dout[start:stop]
-            if relu_out is not None:  # ReLU's gradient, chunk by chunk while in cache
-                d = relu_backward_into(d, relu_out[start:stop], dz[: stop - start])
-            if has_bias:
-                d.sum(axis=(0, 1, 2), out=db_parts[index])
-            chunk_grads(x[start:stop], d, dw_parts[index], None if dx is None else dx[start:stop], scratch)
+        dw_chunk = np.empty(chunk_grads.part_shape, dtype=dout.dtype)
+        dz = np.empty((step, oh, ow, cout), dtype=dout.dtype) if relu_mask is not None else None
+        for index, run in group:
+            for k, (_, start, stop) in enumerate(run):
+                d = dout[start:stop]
+                if relu_mask is not None:  # ReLU's gradient, chunk by chunk while in cache
+                    d = relu_backward_mask_into(d, relu_mask[start:stop], dz[: stop - start])
+                if has_bias:
+                    db_parts[index] += d.sum(axis=(0, 1, 2))
+                target = dw_parts[index] if k == 0 else dw_chunk
+                chunk_grads(x[start:stop], d, target, None if dx is None else dx[start:stop], scratch)
+                if k > 0:
+                    dw_parts[index] += dw_chunk
 
-    run_chunks(work, chunks)
+    run_chunks(work, runs)
     dw = chunk_grads.kernel_gradient(dw_parts.sum(axis=0))
     db = db_parts.sum(axis=0) if has_bias else None
     return dx, dw, db
+
+
+def _split(items, parts):
+    """``items`` in at most ``parts`` runs of consecutive items, sizes within one."""
+    count = min(parts, len(items))
+    bounds = [len(items) * i // count for i in range(count + 1)]
+    return [items[bounds[i]:bounds[i + 1]] for i in range(count)]
 
 
 class _Im2colGradients:

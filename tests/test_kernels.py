@@ -142,6 +142,10 @@ def test_relu_backward_twins_agree(seed, shape, dtype):
     fast = relu_backward(dout, out)
     assert fast.dtype == dtype
     np.testing.assert_array_equal(fast, relu_backward_numpy(dout, out))
+    from kernels.activations import relu_backward_mask_into
+
+    from_mask = relu_backward_mask_into(dout, out > 0, np.empty_like(dout))
+    np.testing.assert_array_equal(from_mask, fast)  # the mask the convolution keeps: the same gradient
 
 
 # ------------------------------------------------------------ work on every core
@@ -223,15 +227,22 @@ def test_a_failing_chunk_raises_after_every_chunk_has_finished(monkeypatch):
 @given(seed=st.integers(0, 2**16), rate=st.sampled_from([0.1, 0.25, 0.5, 0.9]),
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_dropout_twins_agree(seed, rate, dtype):
-    from kernels.dropout import dropout_numba, dropout_numpy
+    from kernels.dropout import dropout_backward_numba, dropout_backward_numpy, dropout_numba, dropout_numpy
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((3, 4, 5)).astype(dtype)
     u = rng.random(x.shape, dtype=np.float32)
-    fast = dropout_numba(x, u, rate)
-    assert fast.dtype == dtype
-    np.testing.assert_array_equal(fast, dropout_numpy(x, u, rate))
+    fast, keep = dropout_numba(x, u, rate)
+    twin, twin_keep = dropout_numpy(x, u, rate)
+    assert fast.dtype == dtype and keep.dtype == np.bool_
+    np.testing.assert_array_equal(fast, twin)
+    np.testing.assert_array_equal(keep, twin_keep)
     np.testing.assert_array_equal(fast == 0, (u < rate) | (x == 0))
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    back = dropout_backward_numba(dout, keep, rate)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, dropout_backward_numpy(dout, keep, rate))
+    np.testing.assert_array_equal(back == 0, ~keep | (dout == 0))
 
 
 def test_adadelta_in_many_chunks_agrees(monkeypatch, rng):
