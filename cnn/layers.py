@@ -254,7 +254,8 @@ class Conv2D(_WithActivation):
         # while in cache); other activations run after it
         fused_relu = self.activation == "relu"
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
-                                        self.strides, self.padding, self.impl, relu=fused_relu)
+                                        self.strides, self.padding, self.impl, relu=fused_relu,
+                                        relu_mask=training)  # a byte mask pays off only in training
         if fused_relu:
             self.logits, self._out = None, None  # the kernel's cache keeps ReLU's mask
             return z

@@ -40,8 +40,9 @@ def _relu_mask_backward_flat(dout, mask, dz):
 
 
 def relu_backward_mask_into(dout, mask, dz):
-    """ReLU's gradient from the mask ``out > 0`` (bool, same shape) instead of
-    the output, into ``dz``. All three must be C-contiguous."""
+    """ReLU's gradient from the mask ``out > 0`` (bool, same shape; ReLU's
+    output itself works too, nonzero exactly where it passed), into ``dz``.
+    All three must be C-contiguous."""
     _relu_mask_backward_flat(dout.reshape(-1), mask.reshape(-1), dz.reshape(-1))
     return dz
 

@@ -93,8 +93,13 @@ def _chunks(n, bytes_per_image):
     return image_chunks(n, step), step
 
 
-def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=False):
+def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=False, relu_mask=True):
     """Convolve ``x`` with ``w``, add ``b`` and, if ``relu``, apply ReLU.
+
+    ``relu_mask`` (training) keeps ReLU's mask for the backward pass, one byte
+    a value; without it (inference) the cache refers to the output itself,
+    which costs nothing more while the caller holds the output anyway, and
+    a backward pass still works from it.
 
     Returns
     -------
@@ -115,20 +120,23 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
             out += b
         if relu:
             np.maximum(out, 0, out=out)
-        mask = out > 0 if relu else None
+        mask = out > 0 if relu and relu_mask else None
     else:
         x = np.ascontiguousarray(x)
         out = np.empty((n, oh, ow, cout), dtype=np.result_type(x, w))
-        mask = np.empty(out.shape, dtype=np.bool_) if relu else None
+        mask = np.empty(out.shape, dtype=np.bool_) if relu and relu_mask else None
         bias = np.zeros(cout, out.dtype) if b is None else b.astype(out.dtype, copy=False)
         forward = _winograd_forward if algorithm == "winograd" else _im2col_forward
-        forward(x, w, bias, mask, geometry, out)
-    cache = (x, w, b is not None, geometry, algorithm, mask)
+        forward(x, w, bias, relu, mask, geometry, out)
+    # what ReLU's gradient reads: nonzero where it passes (the mask, or the output)
+    passes = (mask if mask is not None else out) if relu else None
+    cache = (x, w, b is not None, geometry, algorithm, passes)
     return out, cache
 
 
-def _im2col_forward(x, w, bias, mask, geometry, out):
-    """out = conv(x, w) + bias, and ReLU with its mask written when ``mask`` is given."""
+def _im2col_forward(x, w, bias, relu, mask, geometry, out):
+    """out = conv(x, w) + bias, then ReLU if asked, with its mask written into
+    ``mask`` when one is given."""
     kh, kw, _, _, _, _, oh, ow = geometry
     cout = w.shape[3]
     w2 = w.reshape(-1, cout)  # (kh*kw*cin, cout): rows in the patches' order, no transpose
@@ -143,16 +151,18 @@ def _im2col_forward(x, w, bias, mask, geometry, out):
             chunk_cols = im2col_into(x[start:stop], *geometry, cols[: (stop - start) * oh * ow])
             np.matmul(chunk_cols, w2, out=chunk_out)
             chunk_out += bias  # bias and ReLU while the chunk's output is still in cache
-            if mask is not None:
+            if relu:
                 np.maximum(chunk_out, 0, out=chunk_out)
+            if mask is not None:
                 np.greater(chunk_out, 0, out=mask2[start * oh * ow: stop * oh * ow])
 
     run_chunks(work, chunks)
 
 
-def _winograd_pass(x, u, bias, mask, pad_top, pad_left, out):
-    """out = conv(x, kernel) + bias by Winograd, then ReLU with its mask written
-    when ``mask`` is given; ``u`` is the transformed kernel (a*a, cin, cout)."""
+def _winograd_pass(x, u, bias, relu, mask, pad_top, pad_left, out):
+    """out = conv(x, kernel) + bias by Winograd, then ReLU if asked, with its
+    mask written into ``mask`` when one is given; ``u`` is the transformed
+    kernel (a*a, cin, cout)."""
     f = winograd.TRANSFORMS[WINOGRAD_TILE]
     bt, at = f.BT.astype(x.dtype), f.AT.astype(out.dtype)
     n, _, _, cin = x.shape
@@ -173,17 +183,17 @@ def _winograd_pass(x, u, bias, mask, pad_top, pad_left, out):
             v = winograd.input_transform(padded, th, tw, bt, v_buf[: a2 * t * cin].reshape(a2, t, cin))
             m = np.matmul(v, u, out=m_buf[: a2 * t * cout].reshape(a2, t, cout))
             zero_window = winograd.zero_windows(x[start:stop], pad_top, pad_left, oh, ow, flags[: stop - start])
-            winograd.output_transform(m, at, bias, mask is not None, th, tw, out[start:stop], zero_window)
+            winograd.output_transform(m, at, bias, relu, th, tw, out[start:stop], zero_window)
             if mask is not None:
                 np.greater(out[start:stop], 0, out=mask[start:stop])
 
     run_chunks(work, chunks)
 
 
-def _winograd_forward(x, w, bias, mask, geometry, out):
+def _winograd_forward(x, w, bias, relu, mask, geometry, out):
     pt, pl = geometry[4:6]
     f = winograd.TRANSFORMS[WINOGRAD_TILE]
-    _winograd_pass(x, winograd.kernel_transform(w, f), bias, mask, pt, pl, out)
+    _winograd_pass(x, winograd.kernel_transform(w, f), bias, relu, mask, pt, pl, out)
 
 
 def conv2d_backward(dout, cache, need_dx=True):
@@ -202,7 +212,7 @@ def conv2d_backward(dout, cache, need_dx=True):
     dw : ndarray, shape (kh, kw, cin, cout)
     db : ndarray, shape (cout,), or None when the layer has no bias
     """
-    x, w, has_bias, geometry, algorithm, relu_mask = cache
+    x, w, has_bias, geometry, algorithm, relu_mask = cache  # relu_mask: nonzero where ReLU passed
     cout = w.shape[-1]
     if algorithm == "numpy":
         dz = dout if relu_mask is None else np.where(relu_mask, dout, 0).astype(dout.dtype, copy=False)

@@ -370,3 +370,18 @@ def test_winograd_gives_the_exact_bias_on_all_zero_windows(rng):
     _, pool_w = maxpool_forward(out)
     _, pool_r = maxpool_forward(ref)
     np.testing.assert_array_equal(pool_w[1], pool_r[1])  # ties resolved alike
+
+
+@pytest.mark.parametrize("impl", ["im2col", "winograd", "numpy"])
+def test_relu_gradient_is_the_same_from_the_mask_and_from_the_output(rng, impl):
+    # training keeps a byte mask; inference keeps a reference to the output
+    x = rng.standard_normal((9, 7, 7, 16)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 16, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    out_a, with_mask = conv2d_forward(x, w, b, (1, 1), "same", impl=impl, relu=True)
+    out_b, with_output = conv2d_forward(x, w, b, (1, 1), "same", impl=impl, relu=True, relu_mask=False)
+    assert with_mask[5].dtype == np.bool_ and with_output[5] is out_b
+    np.testing.assert_array_equal(out_a, out_b)
+    dout = rng.standard_normal(out_a.shape).astype(np.float32)
+    for a, b_ in zip(conv2d_backward(dout, with_mask), conv2d_backward(dout, with_output)):
+        np.testing.assert_array_equal(a, b_)
