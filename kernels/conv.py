@@ -51,8 +51,8 @@ IMPLS = ("numba", "im2col", "winograd", "numpy")
 WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
 # Below this many input channels, or images in a call, the tile transforms
 # and set-up cost more than the products they save. Measured on the chapter's
-# layers: 1 channel, 4x slower than im2col; 32 channels, 1.5x faster at 128
-# images, even at 8, 1.4x slower for 1 image (single-image prediction).
+# layers: with 1 channel, 2x slower than im2col; with 32 channels, 1.4x
+# faster on 128 images, even on 8, and 1.4x slower on 1 (single-image predict).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_IMAGES = 8
 NO_FLAGS = np.zeros((0, 0, 0), dtype=np.bool_)
