@@ -55,7 +55,6 @@ WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
 # faster on 128 images, even on 8, and 1.4x slower on 1 (single-image predict).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_IMAGES = 8
-NO_FLAGS = np.zeros((0, 0, 0), dtype=np.bool_)
 PARTIAL_SUMS = 8  # parts of a weight gradient summed separately (and by up to 8 cores)
 
 
@@ -295,11 +294,13 @@ class _Im2colGradients:
 
 
 class _WinogradGradients:
-    """One chunk's gradients by Winograd: the dW share as summed tile products
-    (a*a, cin, cout); dx as the forward pass of ``dout`` with the flipped kernel."""
+    """One chunk's gradients by Winograd, both from the tiles of ``dout``
+    transformed by ``A`` (e): the dW share as summed tile products V^T e
+    (a*a, cin, cout); dx by the adjoint of the input transform applied to
+    e U^T, U the transformed kernel."""
 
     def __init__(self, x, w, geometry, need_dx):
-        _, h, wd, cin = x.shape
+        _, self.h, self.w, cin = x.shape
         pt, pl, oh, ow = geometry[4:]
         cout = w.shape[3]
         self.f = f = winograd.TRANSFORMS[WINOGRAD_TILE]
@@ -307,42 +308,38 @@ class _WinogradGradients:
         self.a2 = a2 = (f.m + 2) ** 2
         self.pad, self.need_dx = (pt, pl), need_dx
         self.tiles = winograd.tiles(oh, ow, f.m)
-        self.dx_tiles = winograd.tiles(h, wd, f.m)
-        # the input gradient is a 'full' correlation: padding mirrored to 2 - pad
-        self.dx_pad = (2 - pt, 2 - pl)
-        self.u_dx = winograd.kernel_transform(winograd.flipped_kernel(w), f) if need_dx else None
+        # U^T (a*a, cout, cin): what carries a tile product's gradient back to the input tile
+        self.u_t = winograd.kernel_transform(w, f).transpose(0, 2, 1) if need_dx else None
         self.cin, self.cout, self.dtype = cin, cout, x.dtype
         self.part_shape = (a2, cin, cout)
         th, tw = self.tiles
-        dh, dw = self.dx_tiles
-        self.bytes_per_image = a2 * (th * tw + (dh * dw if need_dx else 0)) * (cin + cout) * x.itemsize
+        self.bytes_per_image = a2 * th * tw * (2 * cin + cout) * x.itemsize
 
     def scratch(self, step):
         th, tw = self.tiles
-        dh, dw = self.dx_tiles
-        size = self.a2 * step * max(th * tw, dh * dw if self.need_dx else 0)
-        m = self.f.m
-        # zero-bordered copies of x and (for dx) of dout, and tiles with cin / cout channels
-        xp = np.zeros(winograd.padded_shape(step, th, tw, m, self.cin), self.dtype)
-        dp = np.zeros(winograd.padded_shape(step, dh, dw, m, self.cout), self.dtype) if self.need_dx else None
-        return xp, dp, np.empty(size * self.cin, self.dtype), np.empty(size * self.cout, self.dtype)
+        size = self.a2 * step * th * tw
+        # the zero-bordered copy of x (and its gradient), tiles with cin and with cout channels
+        xp = np.zeros(winograd.padded_shape(step, th, tw, self.f.m, self.cin), self.dtype)
+        dxp = np.empty_like(xp) if self.need_dx else None
+        return xp, dxp, np.empty(size * self.cin, self.dtype), np.empty(size * self.cout, self.dtype)
 
     def __call__(self, x, d, dw_part, dx, scratch):
-        xp, dp, in_buf, out_buf = scratch
+        xp, dxp, in_buf, out_buf = scratch
         (th, tw), cin, cout, a2 = self.tiles, self.cin, self.cout, self.a2
-        t = x.shape[0] * th * tw
+        n = x.shape[0]
+        t = n * th * tw
         padded = winograd.pad_into(x, *self.pad, xp)
         v = winograd.input_transform(padded, th, tw, self.bt, in_buf[: a2 * t * cin].reshape(a2, t, cin))
         e = winograd.gradient_transform(d, self.at, th, tw, out_buf[: a2 * t * cout].reshape(a2, t, cout))
         np.matmul(v.transpose(0, 2, 1), e, out=dw_part)
         if dx is not None:
-            dh, dw = self.dx_tiles
-            t = x.shape[0] * dh * dw
-            padded = winograd.pad_into(d, *self.dx_pad, dp)
-            vd = winograd.input_transform(padded, dh, dw, self.bt, out_buf[: a2 * t * cout].reshape(a2, t, cout))
-            m = np.matmul(vd, self.u_dx, out=in_buf[: a2 * t * cin].reshape(a2, t, cin))
-            # no exact-zero rule here: the input gradient meets no kink or tie
-            winograd.output_transform(m, self.at, np.zeros(cin, self.dtype), False, dh, dw, dx, NO_FLAGS)
+            dv = np.matmul(e, self.u_t, out=in_buf[: a2 * t * cin].reshape(a2, t, cin))  # v is done with
+            grad = winograd.input_transform_adjoint(dv, th, tw, self.bt, dxp[:n])
+            pt, pl = self.pad
+            rows, cols = min(self.h, grad.shape[1] - pt), min(self.w, grad.shape[2] - pl)
+            dx[:, :rows, :cols] = grad[:, pt:pt + rows, pl:pl + cols]
+            dx[:, rows:] = 0  # input rows and columns no tile reads get no gradient
+            dx[:, :, cols:] = 0
 
     def kernel_gradient(self, m):
         return winograd.kernel_gradient_from_products(m, self.f, self.dtype)

@@ -27,8 +27,10 @@ now the larger part: making them cheaper is the next step.
 All three passes of a layer use the same three matrices:
 
 * forward: tiles of ``x`` and of the kernel, products, output transform;
-* input gradient: the forward pass again, on ``dout``, with the kernel turned
-  by 180 degrees and its channel axes swapped, and the padding mirrored;
+* input gradient: the forward pass read backwards (its adjoint): the tiles
+  of ``dout`` transformed by ``A`` (as for the weight gradient), times the
+  transformed kernel transposed, then ``B dV B^T`` added back where each
+  input tile was read from (tiles overlap, so gradients add up);
 * weight gradient: the products of the input tiles with the tiles of
   ``dout`` (transformed by ``A``), summed over all tiles, give
   ``G^T M G`` = the 3x3 kernel gradient. This is the adjoint of the forward
@@ -130,11 +132,6 @@ def _sandwich(left, g, out):
     return out
 
 
-def flipped_kernel(w):
-    """The kernel of the input gradient: turned 180 degrees, channel axes swapped."""
-    return np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
-
-
 # ---------------------------------------------------------------- NumPy twin
 def _padded_tiles(a, pad_top, pad_left, th, tw, size, stride):
     """The (size x size) tiles of ``a`` (n, h, w, c) at ``stride``, zeros outside:
@@ -230,6 +227,42 @@ def input_transform(xp, th, tw, bt, v):
                                 for ch in range(c):
                                     v[k, t, ch] += coef * rows[i, q, ch]
     return v
+
+
+@njit(cache=True, nogil=True)
+def input_transform_adjoint(v, th, tw, bt, dxp):
+    """The adjoint of :func:`input_transform`: ``B dV B^T`` of every tile of
+    ``v`` (a*a, n*th*tw, c), added into the zero-bordered gradient ``dxp``
+    (n, m*th + 2, m*tw + 2, c) where the tile was read from. Neighbouring
+    tiles overlap by two rows and columns, so their gradients add up there,
+    as col2im's do for overlapping windows. ``dxp`` is zeroed first."""
+    n, _, _, c = dxp.shape
+    a = bt.shape[0]
+    m = a - 2
+    rows = np.empty((a, a, c), dtype=dxp.dtype)
+    dxp[:] = 0
+    for img in range(n):
+        for ti in range(th):
+            for tj in range(tw):
+                t = (img * th + ti) * tw + tj
+                for i in range(a):  # columns: dV B^T, row i of the tile
+                    for q in range(a):
+                        for ch in range(c):
+                            rows[i, q, ch] = 0
+                        for j in range(a):
+                            coef = bt[j, q]
+                            if coef != 0:
+                                for ch in range(c):
+                                    rows[i, q, ch] += coef * v[i * a + j, t, ch]
+                for p in range(a):  # rows: B (dV B^T), added at the tile's place
+                    y = m * ti + p
+                    for i in range(a):
+                        coef = bt[i, p]
+                        if coef != 0:
+                            for q in range(a):
+                                for ch in range(c):
+                                    dxp[img, y, m * tj + q, ch] += coef * rows[i, q, ch]
+    return dxp
 
 
 @njit(cache=True, nogil=True)
