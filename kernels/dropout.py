@@ -12,6 +12,10 @@ Shapes: ``x``, ``u``, ``keep`` and ``out`` alike, any shape; ``u`` float32 in
 import numpy as np
 from numba import njit
 
+from .parallel import image_chunks, run_chunks
+
+SPLIT = 2**18  # values a chunk; each value is independent, so chunks change nothing
+
 
 def dropout_numpy(x, u, rate):
     """``x`` with the dropped values zeroed and the kept ones scaled, and the
@@ -40,18 +44,33 @@ def _masked_scale_flat(dout, keep, scale, dx):
 
 
 def dropout_numba(x, u, rate):
-    """:func:`dropout_numpy` in one compiled pass."""
+    """:func:`dropout_numpy` in one compiled pass, in chunks on every core."""
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
     keep = np.empty(x.shape, dtype=np.bool_)
-    _dropout_flat(x.reshape(-1), np.ascontiguousarray(u).reshape(-1), u.dtype.type(rate),
-                  x.dtype.type(1 / (1 - rate)), out.reshape(-1), keep.reshape(-1))
+    flats = (x.reshape(-1), np.ascontiguousarray(u).reshape(-1), out.reshape(-1), keep.reshape(-1))
+    rate_u, scale = u.dtype.type(rate), x.dtype.type(1 / (1 - rate))
+
+    def work(group):
+        for _, a, b in group:
+            xs, us, outs, keeps = (f[a:b] for f in flats)
+            _dropout_flat(xs, us, rate_u, scale, outs, keeps)
+
+    run_chunks(work, image_chunks(x.size, SPLIT))
     return out, keep
 
 
 def dropout_backward_numba(dout, keep, rate):
-    """:func:`dropout_backward_numpy` in one compiled pass."""
+    """:func:`dropout_backward_numpy` in one compiled pass, in chunks on every core."""
     dout = np.ascontiguousarray(dout)
     dx = np.empty_like(dout)
-    _masked_scale_flat(dout.reshape(-1), keep.reshape(-1), dout.dtype.type(1 / (1 - rate)), dx.reshape(-1))
+    flats = (dout.reshape(-1), keep.reshape(-1), dx.reshape(-1))
+    scale = dout.dtype.type(1 / (1 - rate))
+
+    def work(group):
+        for _, a, b in group:
+            d, k, out = (f[a:b] for f in flats)
+            _masked_scale_flat(d, k, scale, out)
+
+    run_chunks(work, image_chunks(dout.size, SPLIT))
     return dx

@@ -282,10 +282,8 @@ def zero_windows(x, pad_top, pad_left, oh, ow, flags):
         for y in range(h):
             for xx in range(w):
                 found = False
-                for ch in range(c):
-                    if x[img, y, xx, ch] != 0:
-                        found = True
-                        break
+                for ch in range(c):  # no early exit: a branch-free loop vectorizes
+                    found |= x[img, y, xx, ch] != 0
                 nonzero[y, xx] = found
         for i in range(oh):
             for j in range(ow):

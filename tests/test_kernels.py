@@ -385,3 +385,16 @@ def test_relu_gradient_is_the_same_from_the_mask_and_from_the_output(rng, impl):
     dout = rng.standard_normal(out_a.shape).astype(np.float32)
     for a, b_ in zip(conv2d_backward(dout, with_mask), conv2d_backward(dout, with_output)):
         np.testing.assert_array_equal(a, b_)
+
+
+def test_dropout_in_many_chunks_agrees(monkeypatch, rng):
+    from kernels.dropout import dropout_backward_numba, dropout_backward_numpy, dropout_numba, dropout_numpy
+
+    monkeypatch.setattr("kernels.dropout.SPLIT", 7)
+    x = rng.standard_normal((5, 4, 3)).astype(np.float32)
+    u = rng.random(x.shape, dtype=np.float32)
+    out, keep = dropout_numba(x, u, 0.25)
+    want, want_keep = dropout_numpy(x, u, 0.25)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(keep, want_keep)
+    np.testing.assert_array_equal(dropout_backward_numba(x, keep, 0.25), dropout_backward_numpy(x, keep, 0.25))
