@@ -38,6 +38,7 @@ No path keeps its patch matrix or input tiles for the backward pass: they are
 rebuilt there from ``x``, which costs less than storing them.
 """
 import numpy as np
+from numba import njit
 
 from . import winograd
 from .activations import relu_backward_mask_into
@@ -244,7 +245,7 @@ def conv2d_backward(dout, cache, need_dx=True):
                 if relu_mask is not None:  # ReLU's gradient, chunk by chunk while in cache
                     d = relu_backward_mask_into(d, relu_mask[start:stop], dz[: stop - start])
                 if has_bias:
-                    db_parts[index] += d.sum(axis=(0, 1, 2))
+                    add_channel_sums(d, db_parts[index])
                 target = dw_parts[index] if k == 0 else dw_chunk
                 chunk_grads(x[start:stop], d, target, None if dx is None else dx[start:stop], scratch)
                 if k > 0:
@@ -254,6 +255,20 @@ def conv2d_backward(dout, cache, need_dx=True):
     dw = chunk_grads.kernel_gradient(dw_parts.sum(axis=0))
     db = db_parts.sum(axis=0) if has_bias else None
     return dx, dw, db
+
+
+@njit(cache=True, nogil=True)
+def add_channel_sums(d, total):
+    """total (c,) += the sum of ``d`` (n, h, w, c) over its first three axes: a
+    bias's gradient. One pass, channels innermost (NumPy's ``d.sum(axis=(0, 1,
+    2))`` is the twin; it runs ~5x slower on these shapes)."""
+    n, h, w, c = d.shape
+    for img in range(n):
+        for y in range(h):
+            for x in range(w):
+                for ch in range(c):
+                    total[ch] += d[img, y, x, ch]
+    return total
 
 
 def _split(items, parts):

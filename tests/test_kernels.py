@@ -398,3 +398,13 @@ def test_dropout_in_many_chunks_agrees(monkeypatch, rng):
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(keep, want_keep)
     np.testing.assert_array_equal(dropout_backward_numba(x, keep, 0.25), dropout_backward_numpy(x, keep, 0.25))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_channel_sums_twin(rng, dtype):
+    from kernels.conv import add_channel_sums
+
+    d = rng.standard_normal((3, 5, 4, 6)).astype(dtype)
+    total = np.ones(6, dtype)
+    add_channel_sums(d, total)
+    np.testing.assert_allclose(total, 1 + d.sum(axis=(0, 1, 2)), rtol=1e-5 if dtype == np.float32 else 1e-12)
