@@ -43,6 +43,10 @@ def main():
                     kwargs = dict(kernel_size=3, strides=strides, padding=padding, use_bias=bias)
                     record("Conv2D", helper_test_layer(Conv2D(8, **kwargs), keras.layers.Conv2D(8, **kwargs), x,
                                                        reduction=9 * cin, fd=size < 10 and cin < 10))
+                    if strides == 1:  # the same cases through Winograd F(4x4, 3x3)
+                        layer = Conv2D(8, impl="winograd", **kwargs)
+                        record("Conv2D (Winograd)", helper_test_layer(layer, keras.layers.Conv2D(8, **kwargs), x,
+                                                                      reduction=9 * cin, fd=size < 10 and cin < 10))
             for size in (5, 8, 28):
                 x = rng.permutation(2 * size * size * 4).reshape(2, size, size, 4).astype(np.float32) / 100
                 kwargs = dict(pool_size=2, strides=strides, padding=padding)
