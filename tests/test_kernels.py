@@ -408,3 +408,21 @@ def test_channel_sums_twin(rng, dtype):
     total = np.ones(6, dtype)
     add_channel_sums(d, total)
     np.testing.assert_allclose(total, 1 + d.sum(axis=(0, 1, 2)), rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_kernels_work_in_a_forked_child(rng):
+    # a forked child inherits the thread pool object but not its threads;
+    # kernels/parallel.py makes a new pool there instead of waiting forever
+    import multiprocessing
+
+    x = rng.standard_normal((16, 10, 10, 16)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 16, 4)).astype(np.float32)
+    expected, _ = conv2d_forward(x, w, None, (1, 1), "same")  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_convolve_in_child, (x, w)).get(timeout=120)
+    np.testing.assert_array_equal(got, expected)
+
+
+def _convolve_in_child(x, w):
+    return conv2d_forward(x, w, None, (1, 1), "same")[0]
