@@ -8,14 +8,17 @@ Python threads really run at once.
 
 While chunks run in parallel, BLAS is held to one thread. Otherwise
 OpenBLAS starts its own threads inside every chunk's matrix product and they
-fight ours for the same cores. Measured on a 2-core machine for the chapter's
-second convolution (batch 128): 24.6 ms one chunk after another with 2 BLAS
-threads, 15.6 ms with 2 chunk threads of 1 BLAS thread each.
+fight ours for the same cores; and after a product on 2 threads, OpenBLAS's
+threads keep spinning for a while, slowing whatever runs next (the chapter's
+second convolution took 28 ms inside a training step, 17 ms alone). Measured
+on a 2-core machine for that convolution (batch 128): 24.6 ms one chunk after
+another with 2 BLAS threads, 15.6 ms with 2 chunk threads of 1 BLAS thread
+each.
 
 Which core runs which chunk never changes a result: every output value is
 computed by exactly one chunk, and where chunks' shares are added up (a
-convolution's weight gradient) the chunks are fixed by the data's shape,
-never by the number of cores, and added in chunk order afterwards.
+convolution's weight and bias gradients) the runs of chunks are fixed by the
+data's shape, never by the number of cores, and added in order afterwards.
 """
 import os
 import threading
