@@ -306,9 +306,8 @@ def output_transform(mm, at, bias, relu, th, tw, out, zero_window):
     past the output's edge is dropped. ``at`` is A^T (m, a).
 
     ``zero_window`` (n, oh, ow) from :func:`zero_windows` marks the outputs
-    that get exactly ``bias``; pass a (0, 0, 0) array to mark none.
+    that get exactly ``bias``.
     """
-    exact_zeros = zero_window.shape[0] > 0
     n, oh, ow, c = out.shape
     m, a = at.shape
     rows = np.empty((m, a, c), dtype=out.dtype)
@@ -332,9 +331,7 @@ def output_transform(mm, at, bias, relu, th, tw, out, zero_window):
                         xx = m * tj + j
                         for ch in range(c):
                             out[img, y, xx, ch] = bias[ch]
-                        if exact_zeros and zero_window[img, y, xx]:
-                            pass  # an all-zero window: exactly the bias, as the direct sum
-                        else:
+                        if not zero_window[img, y, xx]:  # else exactly the bias, as the direct sum
                             for q in range(a):
                                 coef = at[j, q]
                                 if coef != 0:
