@@ -21,27 +21,14 @@ def relu_backward_numpy(dout, out):
 
 
 @njit(cache=True, nogil=True)
-def _relu_backward_flat(dout, out, dz):
-    for i in range(dz.size):
-        dz[i] = dout[i] if out[i] > 0 else 0
-
-
-def relu_backward_into(dout, out, dz):
-    """:func:`relu_backward_numpy` into ``dz`` (same shape), in one compiled pass
-    with no boolean temporary. All three must be C-contiguous."""
-    _relu_backward_flat(dout.reshape(-1), out.reshape(-1), dz.reshape(-1))
-    return dz
-
-
-@njit(cache=True, nogil=True)
 def _relu_mask_backward_flat(dout, mask, dz):
     for i in range(dz.size):
-        dz[i] = dout[i] if mask[i] else 0
+        dz[i] = dout[i] if mask[i] > 0 else 0  # True > 0, and an output > 0
 
 
 def relu_backward_mask_into(dout, mask, dz):
-    """ReLU's gradient from the mask ``out > 0`` (bool, same shape; ReLU's
-    output itself works too, nonzero exactly where it passed), into ``dz``.
+    """:func:`relu_backward_numpy` into ``dz`` in one compiled pass, from the
+    mask ``out > 0`` (bool, same shape) or from ReLU's output itself.
     All three must be C-contiguous."""
     _relu_mask_backward_flat(dout.reshape(-1), mask.reshape(-1), dz.reshape(-1))
     return dz
@@ -50,7 +37,7 @@ def relu_backward_mask_into(dout, mask, dz):
 def relu_backward(dout, out):
     """:func:`relu_backward_numpy` by the compiled kernel, into a new array."""
     dout = np.ascontiguousarray(dout)
-    return relu_backward_into(dout, np.ascontiguousarray(out), np.empty_like(dout))
+    return relu_backward_mask_into(dout, np.ascontiguousarray(out), np.empty_like(dout))
 
 
 def softmax_forward(z):

@@ -12,7 +12,7 @@ Shapes: ``x``, ``u``, ``keep`` and ``out`` alike, any shape; ``u`` float32 in
 import numpy as np
 from numba import njit
 
-from .parallel import image_chunks, run_chunks
+from .parallel import elementwise
 
 SPLIT = 2**18  # values a chunk; each value is independent, so chunks change nothing
 
@@ -31,14 +31,14 @@ def dropout_backward_numpy(dout, keep, rate):
 
 
 @njit(cache=True, nogil=True)
-def _dropout_flat(x, u, rate, scale, out, keep):
+def _dropout_flat(x, u, out, keep, rate, scale):
     for i in range(x.size):
         keep[i] = u[i] >= rate
         out[i] = x[i] * scale if keep[i] else 0
 
 
 @njit(cache=True, nogil=True)
-def _masked_scale_flat(dout, keep, scale, dx):
+def _masked_scale_flat(dout, keep, dx, scale):
     for i in range(dout.size):
         dx[i] = dout[i] * scale if keep[i] else 0
 
@@ -48,15 +48,8 @@ def dropout_numba(x, u, rate):
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
     keep = np.empty(x.shape, dtype=np.bool_)
-    flats = (x.reshape(-1), np.ascontiguousarray(u).reshape(-1), out.reshape(-1), keep.reshape(-1))
-    rate_u, scale = u.dtype.type(rate), x.dtype.type(1 / (1 - rate))
-
-    def work(group):
-        for _, a, b in group:
-            xs, us, outs, keeps = (f[a:b] for f in flats)
-            _dropout_flat(xs, us, rate_u, scale, outs, keeps)
-
-    run_chunks(work, image_chunks(x.size, SPLIT))
+    elementwise(_dropout_flat, (x, np.ascontiguousarray(u), out, keep), u.dtype.type(rate),
+                x.dtype.type(1 / (1 - rate)), split=SPLIT)
     return out, keep
 
 
@@ -64,13 +57,5 @@ def dropout_backward_numba(dout, keep, rate):
     """:func:`dropout_backward_numpy` in one compiled pass, in chunks on every core."""
     dout = np.ascontiguousarray(dout)
     dx = np.empty_like(dout)
-    flats = (dout.reshape(-1), keep.reshape(-1), dx.reshape(-1))
-    scale = dout.dtype.type(1 / (1 - rate))
-
-    def work(group):
-        for _, a, b in group:
-            d, k, out = (f[a:b] for f in flats)
-            _masked_scale_flat(d, k, scale, out)
-
-    run_chunks(work, image_chunks(dout.size, SPLIT))
+    elementwise(_masked_scale_flat, (dout, keep, dx), dout.dtype.type(1 / (1 - rate)), split=SPLIT)
     return dx

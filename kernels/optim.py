@@ -7,7 +7,7 @@ twin computes the same update in plain array expressions.
 import numpy as np
 from numba import njit
 
-from .parallel import image_chunks, run_chunks
+from .parallel import elementwise
 
 SPLIT = 2**18  # elements a chunk; smaller parameters are updated in one go
 
@@ -37,10 +37,5 @@ def adadelta_update_numba(param, grad, eg, edx, lr, rho, eps):
     parameter in chunks on every core (each element's update is independent,
     so the split changes nothing)."""
     dtype = param.dtype.type  # keep float32 arithmetic in float32
-    flats = (param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), eg.reshape(-1), edx.reshape(-1))
-
-    def work(group):
-        for _, start, stop in group:
-            _adadelta_flat(*(a[start:stop] for a in flats), dtype(lr), dtype(rho), dtype(eps))
-
-    run_chunks(work, image_chunks(param.size, SPLIT))
+    elementwise(_adadelta_flat, (param, np.ascontiguousarray(grad), eg, edx), dtype(lr), dtype(rho), dtype(eps),
+                split=SPLIT)

@@ -89,6 +89,20 @@ def image_chunks(n, images_per_chunk):
     return [(index, start, min(start + step, n)) for index, start in enumerate(range(0, n, step))]
 
 
+def elementwise(kernel, arrays, *scalars, split):
+    """Call ``kernel(*slices, *scalars)`` on ``split``-element slices of the
+    flattened ``arrays`` (all C-contiguous, one size), on every core. For
+    compiled element-by-element passes, whose values are independent, so the
+    split changes nothing."""
+    flats = [a.reshape(-1) for a in arrays]
+
+    def work(group):
+        for _, start, stop in group:
+            kernel(*(f[start:stop] for f in flats), *scalars)
+
+    run_chunks(work, image_chunks(flats[0].size, split))
+
+
 def matmul(a, b, rows_per_chunk=None):
     """``a @ b`` for 2-D float arrays, blocks of ``a``'s rows on every core.
 
