@@ -1,28 +1,46 @@
 """A convolutional neural network engine in NumPy and numba, with Keras's API.
 
+Code written for Keras runs with ``keras.`` replaced by ``cnn.``:
+``cnn.Sequential``, ``cnn.Input``, ``cnn.layers.Conv2D``, ``cnn.optimizers.Adam``,
+``cnn.losses.SparseCategoricalCrossentropy``, ``cnn.callbacks.EarlyStopping``,
+``cnn.models.load_model``, ``cnn.utils.to_categorical``...
+
 The pieces, each in its own module:
 
-* :mod:`cnn.layers`     Conv2D, MaxPooling2D, Dropout, Flatten, Dense, Activation
-* :mod:`cnn.losses`     categorical cross-entropy, mean squared error
-* :mod:`cnn.optimizers` SGD, RMSprop, Adagrad, Adadelta, Adam
-* :mod:`cnn.model`      Sequential: compile, fit, evaluate, predict, summary, save
-* :mod:`cnn.callbacks`  Callback, LambdaCallback, ModelSaver, ModelCheckpoint, EarlyStopping, History
-* :mod:`cnn.data`       IDX and text-format readers, one-hot, load_mnist
-* :mod:`cnn.io`         model files, atomic writes, PNG
-* :mod:`cnn.gradcheck`  finite-difference gradient checks
-* :mod:`kernels`        the compute kernels (numba) and their NumPy twins
+* :mod:`cnn.layers`       layers by kind (core, convolution, pooling, normalization, activation, reshaping)
+* :mod:`cnn.activations`  activations by Keras's names
+* :mod:`cnn.losses`       cross-entropies (categorical, sparse, binary), mean squared error
+* :mod:`cnn.metrics`      accuracies by Keras's names
+* :mod:`cnn.optimizers`   SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, learning-rate schedules
+* :mod:`cnn.initializers`, :mod:`cnn.regularizers`
+* :mod:`cnn.model`        Sequential: compile, fit, evaluate, predict, summary, save
+* :mod:`cnn.callbacks`    ModelCheckpoint, EarlyStopping, ReduceLROnPlateau, LearningRateScheduler, ...
+* :mod:`cnn.data`         IDX and text-format readers, one-hot, load_mnist
+* :mod:`cnn.io`           model files, atomic writes, PNG; :mod:`cnn.keras_io` Keras 3 files
+* :mod:`cnn.gradcheck`    finite-difference gradient checks
+* :mod:`cnn.backend`      ``floatx`` / ``set_floatx``
+* :mod:`kernels`          the compute kernels (numba) and their NumPy twins
 """
-from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint, ModelSaver
+from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers,
+               regularizers, saving, utils)
+from .backend import floatx, set_floatx
+from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler, ModelCheckpoint,
+                        ModelSaver, ReduceLROnPlateau)
 from .errors import CNNError, DataFileError, InputError, ModelFileError, TrainingDivergedError
 from .io import load_model, save_model
-from .layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                     GlobalAveragePooling2D, GlobalMaxPooling2D, Input, LeakyReLU, MaxPooling2D, ReLU, Reshape,
+                     Softmax, ZeroPadding2D)
 from .model import Sequential
 from .random import set_seed
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "Activation", "Callback", "EarlyStopping", "ModelCheckpoint", "CNNError", "Conv2D", "DataFileError", "Dense", "Dropout", "Flatten",
-    "History", "InputError", "LambdaCallback", "MaxPooling2D", "ModelFileError", "ModelSaver",
-    "Sequential", "TrainingDivergedError", "load_model", "save_model", "set_seed",
+    "Activation", "AveragePooling2D", "BatchNormalization", "Callback", "CNNError", "Conv2D", "DataFileError",
+    "Dense", "Dropout", "ELU", "EarlyStopping", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "History", "Input", "InputError", "LambdaCallback", "LearningRateScheduler", "LeakyReLU", "MaxPooling2D",
+    "ModelCheckpoint", "ModelFileError", "ModelSaver", "ReLU", "ReduceLROnPlateau", "Reshape", "Sequential",
+    "Softmax", "TrainingDivergedError", "ZeroPadding2D", "floatx", "load_model", "save_model", "set_floatx",
+    "set_seed",
 ]

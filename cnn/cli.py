@@ -46,29 +46,8 @@ def _architecture(name, optimizer):
         Dense(32, activation="relu"),
         Dense(10, activation="softmax"),
     ])
-    model.compile("categorical_crossentropy", optimizer, ["acc"])
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["acc"])
     return model
-
-
-class ProgressBar(Callback):
-    """A bar over the batches of each epoch (tqdm), for long runs."""
-
-    def __init__(self, batches):
-        super().__init__()
-        self.batches = batches
-        self.bar = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=self.batches, desc=f"epoch {epoch + 1}", leave=False, unit="batch")
-
-    def on_batch_end(self, batch, logs=None):
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{logs['loss']:.4f}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.bar.close()
 
 
 def _matplotlib():
@@ -154,12 +133,9 @@ def cmd_train(args):
     model = _architecture(args.arch, args.optimizer)
     print(f"training the {args.arch} model ({model.count_params():,} parameters) on {len(x):,} images, "
           f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer}, seed {args.seed}")
-    callbacks = []
-    batches = -(-len(x) // args.batch_size)
-    if args.progress == "yes" or (args.progress == "auto" and sys.stderr.isatty()):
-        callbacks.append(ProgressBar(batches))
-    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=1,
-                        callbacks=callbacks, validation_data=(xt, yt))
+    bar = args.progress == "yes" or (args.progress == "auto" and sys.stderr.isatty())
+    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=1 if bar else 2,
+                        validation_data=(xt, yt))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)

@@ -49,7 +49,9 @@ def model_config(model):
     training state (optimizer step count, random generators, epochs done)."""
     compiled = None
     if model.loss is not None:
-        compiled = {"loss": model.loss.name, "optimizer": model.optimizer.get_config(),
+        from .losses import serialize
+
+        compiled = {"loss": serialize(model.loss), "optimizer": model.optimizer.get_config(),
                     "metrics": model.metrics}
     generators = {"model": model.rng.bit_generator.state}
     for i, layer in enumerate(model.layers):
@@ -60,7 +62,8 @@ def model_config(model):
         "version": VERSION,
         "name": model.name,
         "input_shape": list(model.input_shape),
-        "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
+        "dtype": str(model.dtype),
+        "layers": [layer_spec(layer) for layer in model.layers],
         "compile": compiled,
         "training": {
             "completed_epochs": model.completed_epochs,
@@ -69,6 +72,17 @@ def model_config(model):
             "generators": generators,
         },
     }
+
+
+def layer_spec(layer):
+    """How a layer is saved: its class name and its constructor's arguments."""
+    config = layer.get_config()
+    try:
+        json.dumps(config)
+    except TypeError as err:
+        raise InputError(f"layer {layer.name!r} ({type(layer).__name__}): get_config() must return JSON values "
+                         f"(numbers, strings, lists, dicts) so the model can be saved ({err})") from None
+    return {"class_name": type(layer).__name__, "config": config}
 
 
 def _optimizer_arrays(model):
@@ -117,11 +131,13 @@ def _restore_generator(rng, state, path):
         raise ModelFileError(f"{path}: a random generator state is corrupt ({err})") from None
 
 
-def load_model(path):
-    """Load a model saved by :func:`save_model`.
+def load_model(path, custom_objects=None, compile=True):
+    """Load a model saved by :func:`save_model` (``.npz``) or a Keras 3 ``.keras`` file.
 
     Nothing in the file is executed (no pickle) and no member is read before
-    its size is checked against what the architecture needs.
+    its size is checked against what the architecture needs. A user's own
+    layer classes are found through ``custom_objects={'Name': cls}`` or
+    :func:`cnn.layers.register`.
 
     Raises
     ------
@@ -132,17 +148,22 @@ def load_model(path):
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise InputError(f"custom_objects must be a dict of name -> class, got {type(custom_objects).__name__}")
     try:
         with zipfile.ZipFile(path) as archive:
-            return _load_from_archive(archive, path)
+            if "config.json" in archive.namelist():  # a Keras 3 .keras file
+                from .keras_io import load_keras_model
+                return load_keras_model(path, custom_objects=custom_objects, compile=compile)
+            return _load_from_archive(archive, path, custom_objects or {}, compile)
     except ModelFileError:
         raise
     except Exception as err:  # untrusted bytes: whatever breaks, say so in our own terms
         raise ModelFileError(f"{path}: not a readable model file ({type(err).__name__}: {err})") from None
 
 
-def _load_from_archive(archive, path):
-    from .layers import LAYERS
+def _load_from_archive(archive, path, custom_objects, compile):
+    from .layers import get_class
     from .model import Sequential
 
     members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
@@ -163,10 +184,13 @@ def _load_from_archive(archive, path):
     model = Sequential(name=str(config.get("name", "sequential")))
     try:
         for spec in config["layers"]:
-            cls = LAYERS.get(spec["class_name"])
+            cls = get_class(spec["class_name"], custom_objects)
             if cls is None:
-                raise ModelFileError(f"{path}: unknown layer type {spec['class_name']!r}")
-            model.add(cls(**spec["config"]))
+                raise ModelFileError(f"{path}: unknown layer type {spec['class_name']!r}; for a layer of your "
+                                     "own pass custom_objects={'Name': TheClass} or decorate it with @cnn.layers.register")
+            if not isinstance(spec["config"], dict):
+                raise ModelFileError(f"{path}: layer {spec['class_name']!r} has no valid config")
+            model.add(cls.from_config(dict(spec["config"])))
         # refuse an architecture bigger than the file's weights before allocating it
         needed = model.weight_bytes(config["input_shape"])
         held = sum(min(info.file_size, MAX_DEFLATE_RATIO * info.compress_size + NPY_HEADER_ALLOWANCE)
@@ -174,12 +198,14 @@ def _load_from_archive(archive, path):
         if needed > held:
             raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds at most {held}")
         model.build(config["input_shape"])
-        if config.get("compile"):
+        if config.get("compile") and compile:
             model.compile(**config["compile"])
         training = config.get("training") or {}
         slots = training.get("optimizer_slots", [])
     except ModelFileError:
         raise
+    except InputError as err:
+        raise ModelFileError(f"{path}: the architecture is invalid ({err})") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ModelFileError(f"{path}: the architecture is invalid ({type(err).__name__}: {err})") from None
 
@@ -187,7 +213,8 @@ def _load_from_archive(archive, path):
     owners = {f"layer_{i}/{name}": (layer, name) for i, layer in enumerate(model.layers) for name in layer.params}
     for key in slots:  # optimizer/<layer>/<param>/<slot> has its parameter's shape
         parts = str(key).split("/")
-        if len(parts) != 4 or f"layer_{parts[1]}/{parts[2]}" not in expected or model.optimizer is None:
+        if len(parts) != 4 or f"layer_{parts[1]}/{parts[2]}" not in expected or model.optimizer is None \
+                or parts[2] not in model.layers[int(parts[1])].trainable_names:  # layer_<digits> is in expected
             raise ModelFileError(f"{path}: optimizer state {key!r} belongs to no parameter")
         expected[key] = expected[f"layer_{parts[1]}/{parts[2]}"]
     missing = sorted(set(expected) - set(members))
@@ -197,14 +224,15 @@ def _load_from_archive(archive, path):
     values = {}
     for key, like in expected.items():
         value = _read_member(archive, members[key], like.nbytes + NPY_HEADER_ALLOWANCE, path)
-        if value.shape != like.shape or value.dtype != np.float32:
+        if value.shape != like.shape or value.dtype not in (np.float32, np.float64):
             where = f"layer {owners[key][0].name!r} {owners[key][1]}" if key in owners else key
             raise ModelFileError(
-                f"{path}: {where} should be float32 {like.shape}, the file has {value.dtype} {value.shape}"
+                f"{path}: {where} should be {like.dtype} {like.shape} (float32 or float64), "
+                f"the file has {value.dtype} {value.shape}"
             )
         if not np.isfinite(value).all():
             raise ModelFileError(f"{path}: {key} contains NaN or Inf")
-        values[key] = value
+        values[key] = value.astype(like.dtype, copy=False)  # the dtype the model was built in (floatx)
     for key, (layer, name) in owners.items():
         layer.params[name] = values[key]
     for key in slots:

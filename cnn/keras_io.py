@@ -95,7 +95,7 @@ def load_keras_weights(model, path):
             expected = set()
             for layer, group_path in zip(model.layers, keras_layer_paths(model)):
                 expected.add(group_path)
-                names = list(layer.params)
+                names = list(layer.params)  # every declared weight, in Keras's order
                 group = f.get(f"{group_path}/vars")
                 stored = sorted(group.keys(), key=int) if group is not None else []
                 if len(stored) != len(names):
@@ -104,16 +104,18 @@ def load_keras_weights(model, path):
                         f"{[layer.params[n].shape for n in names]}, the file has {len(stored)} at {group_path}"
                     )
                 for name, key in zip(names, stored):
-                    value = np.asarray(group[key])
+                    dataset = group[key]
                     want = layer.params[name].shape
-                    if value.shape != want or not np.issubdtype(value.dtype, np.floating):
+                    # shape and type from the header: nothing is read before they match
+                    if dataset.shape != want or not np.issubdtype(dataset.dtype, np.floating):
                         raise ModelFileError(
                             f"{path}: layer {layer.name!r} {name} should be {want}, "
-                            f"the file has {value.dtype} {value.shape} at {group_path}/vars/{key}"
+                            f"the file has {dataset.dtype} {dataset.shape} at {group_path}/vars/{key}"
                         )
+                    value = np.asarray(dataset[()])
                     if not np.isfinite(value).all():
                         raise ModelFileError(f"{path}: layer {layer.name!r} {name} contains NaN or Inf")
-                    new_params.append((layer, name, value.astype(np.float32)))
+                    new_params.append((layer, name, value.astype(layer.params[name].dtype)))
             layers_group = f.get("layers")
             extra = []
             if layers_group is not None:
@@ -145,22 +147,47 @@ def _weights_h5_bytes(model):
     return buffer.getvalue()
 
 
+# layers whose Keras config carries data_format
+_DATA_FORMAT = {"Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+                "Flatten", "ZeroPadding2D"}
+
+
+def _keras_object(module, value):
+    """An initializer or regularizer as Keras 3 serializes it."""
+    from . import initializers
+
+    if value is None:
+        return None
+    if isinstance(value, str):  # a built-in name: its class, with default arguments
+        value = initializers.get(value)
+        config = value.get_config()
+    elif isinstance(value, dict):
+        value, config = value, value.get("config", {})
+        return {"module": module, "class_name": value["class_name"], "config": config, "registered_name": None}
+    else:
+        config = value.get_config()
+    return {"module": module, "class_name": type(value).__name__, "config": config, "registered_name": None}
+
+
 def _keras_layer_config(layer):
     config = dict(layer.get_config())
     name = type(layer).__name__
-    if name in ("Conv2D", "Dense"):
-        initializer = config.pop("kernel_initializer")
-        class_name = "".join(part.capitalize() for part in initializer.split("_"))
-        config["kernel_initializer"] = {"module": "keras.initializers", "class_name": class_name, "config": {}}
-    if name in ("Conv2D", "MaxPooling2D"):
+    for key, value in list(config.items()):
+        if key.endswith("_initializer"):
+            config[key] = _keras_object("keras.initializers", value)
+        elif key.endswith("_regularizer"):
+            config[key] = None if value is None else {"module": "keras.regularizers", **value, "registered_name": None}
+    if name in _DATA_FORMAT:
         config["data_format"] = "channels_last"
+    if name == "Conv2D":
+        config["groups"] = 1
     return {"module": "keras.layers", "class_name": name, "config": config, "registered_name": None}
 
 
 def keras_model_config(model):
     """The ``config.json`` of a Keras 3 Sequential equal to ``model``."""
     layers = [{"module": "keras.layers", "class_name": "InputLayer",
-               "config": {"batch_shape": [None, *model.input_shape], "dtype": "float32", "name": "input_layer"},
+               "config": {"batch_shape": [None, *model.input_shape], "dtype": str(model.dtype), "name": "input_layer"},
                "registered_name": None}]
     layers += [_keras_layer_config(layer) for layer in model.layers]
     return {"module": "keras", "class_name": "Sequential",
@@ -192,34 +219,57 @@ def save_keras(model, path):
         raise InputError(f"{path}: a Keras file name ends in .keras or .weights.h5")
 
 
-def _engine_layer(spec, path):
-    from .layers import LAYERS
+# keys of a Keras layer config that say nothing the engine needs
+_IGNORED_KEYS = ("dtype", "batch_input_shape", "input_shape", "batch_shape")
 
-    class_name, config = spec.get("class_name"), dict(spec.get("config", {}))
-    if class_name not in LAYERS:
+
+def _engine_layer(spec, path, custom_objects):
+    from .layers import get_class
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+        raise ModelFileError(f"{path}: a layer entry of config.json is not a dict")
+    class_name, config = spec.get("class_name"), dict(spec.get("config") or {})
+    cls = get_class(class_name, custom_objects)
+    if cls is None:
         raise ModelFileError(f"{path}: Keras layer {class_name!r} has no equivalent in this engine")
-    cls = LAYERS[class_name]
-    if config.get("data_format", "channels_last") != "channels_last":
-        raise ModelFileError(f"{path}: layer {config.get('name')!r} is channels_first; the engine is NHWC")
-    if config.get("dilation_rate", 1) not in (1, [1, 1]) or config.get("groups", 1) != 1:
-        raise ModelFileError(f"{path}: layer {config.get('name')!r} uses dilation or groups, not supported here")
-    initializer = config.get("kernel_initializer")
-    if isinstance(initializer, dict):
-        snake = "".join("_" + c.lower() if c.isupper() else c for c in initializer["class_name"]).lstrip("_")
-        config["kernel_initializer"] = snake
-    wanted = cls.__init__.__code__.co_varnames[1:cls.__init__.__code__.co_argcount]
-    kwargs = {k: v for k, v in config.items() if k in wanted and k != "input_shape"}
+    config = {k: v for k, v in config.items() if k not in _IGNORED_KEYS}
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as err:
+        return cls.from_config(config)
+    except InputError as err:
+        raise ModelFileError(f"{path}: layer {config.get('name')!r} cannot be built here: {err}") from None
+    except (TypeError, ValueError, KeyError) as err:
         raise ModelFileError(f"{path}: layer {config.get('name')!r} cannot be built here ({err})") from None
 
 
-def load_keras_model(path):
+def _compile_from_keras(model, compile_config, path):
+    """Compile ``model`` from a .keras file's compile_config (optimizer, loss, metrics)."""
+    from .optimizers import OPTIMIZERS
+
+    try:
+        optimizer = compile_config.get("optimizer")
+        if isinstance(optimizer, dict):
+            cls = OPTIMIZERS.get(optimizer.get("class_name"))
+            if cls is None:
+                raise InputError(f"optimizer {optimizer.get('class_name')!r} is not in this engine")
+            options = {k: v for k, v in (optimizer.get("config") or {}).items() if k != "name"}
+            optimizer = cls(**options)
+        loss = compile_config.get("loss")
+        if isinstance(loss, dict) and "class_name" not in loss:
+            raise InputError("only a single loss is supported")
+        metrics = compile_config.get("metrics") or []
+        metrics = [m if isinstance(m, str) else (m.get("config") or {}).get("name") for m in metrics]
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    except (InputError, TypeError, AttributeError) as err:
+        raise ModelFileError(f"{path}: the compile settings cannot be used here ({err}); "
+                             "load with compile=False and compile the model yourself") from None
+
+
+def load_keras_model(path, custom_objects=None, compile=True):
     """Build the engine's Sequential from a Keras 3 ``.keras`` file, weights included.
 
-    Supports Sequential models of InputLayer, Conv2D, MaxPooling2D, Dropout,
-    Flatten, Dense and Activation; anything else is refused by name.
+    Supports Sequential models of the engine's layers (:data:`cnn.layers.LAYERS`
+    and registered ones); anything else is refused by name. With ``compile``
+    the file's optimizer, loss and metrics are used when it has them.
     """
     from .model import Sequential
 
@@ -228,21 +278,29 @@ def load_keras_model(path):
         raise ModelFileError(f"{path}: no such file")
     try:
         config = json.loads(_read_member(path, "config.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(f"{path}: config.json is corrupt ({err})") from None
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ModelFileError(f"{path}: config.json is corrupt ({type(err).__name__})") from None
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
         raise ModelFileError(f"{path}: only Keras Sequential models can be loaded, got {config.get('class_name') if isinstance(config, dict) else config!r}")
-    specs = config.get("config", {}).get("layers", [])
+    specs = config["config"].get("layers", [])
+    if not isinstance(specs, list):
+        raise ModelFileError(f"{path}: config.json lists no layers")
     input_shape = None
     model = Sequential(name=str(config["config"].get("name", "sequential")))
-    for spec in specs:
-        if spec.get("class_name") == "InputLayer":
-            shape = spec["config"].get("batch_shape") or spec["config"].get("batch_input_shape")
-            input_shape = tuple(shape[1:])
-            continue
-        model.add(_engine_layer(spec, path))
+    try:
+        for spec in specs:
+            if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
+                layer_config = spec.get("config") or {}
+                shape = layer_config.get("batch_shape") or layer_config.get("batch_input_shape")
+                input_shape = tuple(shape[1:])
+                continue
+            model.add(_engine_layer(spec, path, custom_objects or {}))
+    except InputError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    except (TypeError, IndexError, AttributeError) as err:
+        raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
     if input_shape is None:
-        build = config.get("build_config", {}).get("input_shape")
+        build = (config.get("build_config") or {}).get("input_shape")
         if not build:
             raise ModelFileError(f"{path}: the model's input shape is not recorded")
         input_shape = tuple(build[1:])
@@ -251,7 +309,13 @@ def load_keras_model(path):
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"{path}: the input shape {input_shape} is invalid ({err})") from None
     weights_size = len(_read_member(path, KERAS_WEIGHTS_MEMBER))
-    if needed > weights_size:  # checked before any weight is allocated
+    if needed > 2 * weights_size:  # checked before any weight is allocated (float64 may hold float32's)
         raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds {weights_size}")
-    model.build(input_shape)
-    return load_keras_weights(model, path)
+    try:
+        model.build(input_shape)
+    except InputError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    load_keras_weights(model, path)
+    if compile and isinstance(config.get("compile_config"), dict):
+        _compile_from_keras(model, config["compile_config"], path)
+    return model

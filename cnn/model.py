@@ -5,10 +5,12 @@ import time
 import numpy as np
 
 from . import losses as losses_module
+from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from .callbacks import History
+from .backend import float_dtype
+from .callbacks import History, ProgressBar
 from .errors import InputError, TrainingDivergedError
-from .layers import Layer
+from .layers import InputLayer, Layer
 from .random import new_generator
 
 
@@ -46,22 +48,35 @@ class Sequential:
         self.stop_training = False
         self.completed_epochs = 0  # how many epochs fit has finished; resume from here
         self.rng = new_generator()  # shuffles the batches of each epoch
+        self._name_counts, self._names = {}, set()  # linear-time default names
+        self._input_from_input_layer = None
         for layer in layers or []:
             self.add(layer)
 
     # ------------------------------------------------------------ building
     def add(self, layer):
+        """Append a layer (or, first, ``cnn.Input(shape=...)``, which only sets the input shape)."""
+        if isinstance(layer, InputLayer):
+            if self.layers:
+                raise InputError("Input(...) can only come first in a Sequential")
+            self._input_from_input_layer = layer.shape
+            return
         if not isinstance(layer, Layer):
             raise InputError(f"Sequential.add takes a layer, got {type(layer).__name__}")
-        base = _snake(type(layer).__name__)
-        if layer.name == type(layer).__name__.lower():  # not named by the user
-            taken = sum(1 for existing in self.layers if _snake(type(existing).__name__) == base)
-            layer.name = base if taken == 0 else f"{base}_{taken}"
-        if any(existing.name == layer.name for existing in self.layers):
+        if not layer._named_by_user:  # Keras's default names: conv2d, conv2d_1, ...
+            base = _snake(type(layer).__name__)
+            count = self._name_counts.get(base, 0)
+            layer.name = base if count == 0 else f"{base}_{count}"
+            self._name_counts[base] = count + 1
+        if layer.name in self._names:
             raise InputError(f"a layer named {layer.name!r} is already in the model")
+        self._names.add(layer.name)
         self.layers.append(layer)
-        if len(self.layers) == 1 and layer.input_shape is not None:
-            self.build(layer.input_shape)
+        first_shape = layer.input_shape if len(self.layers) == 1 else None
+        if len(self.layers) == 1 and self._input_from_input_layer is not None:
+            first_shape = self._input_from_input_layer
+        if first_shape is not None:
+            self.build(first_shape)
         elif self.built:
             layer.build(self.layers[-2].output_shape)
         if len(self.layers) == 1:
@@ -77,13 +92,14 @@ class Sequential:
         self.built = True
 
     def weight_bytes(self, input_shape):
-        """Bytes of float32 weights the layers need for ``input_shape``, computed
+        """Bytes of weights (in floatx) the layers need for ``input_shape``, computed
         without building anything (loaders check it against the file first)."""
         shape, total = tuple(int(d) for d in input_shape), 0
         if not shape or min(shape) < 1:
             raise InputError(f"input shape must be positive sizes, got {tuple(input_shape)}")
+        itemsize = float_dtype().itemsize
         for layer in self.layers:
-            total += sum(4 * int(np.prod(s, dtype=object)) for s in layer.param_shapes(shape).values())
+            total += sum(itemsize * int(np.prod(s, dtype=object)) for s in layer.param_shapes(shape).values())
             shape = layer.compute_output_shape(shape)
         return total
 
@@ -91,22 +107,36 @@ class Sequential:
     def output_shape(self):
         return self.layers[-1].output_shape if self.built else None
 
-    def compile(self, loss, optimizer, metrics=None):
-        """Choose the loss, the optimizer and the metrics ('acc' or 'accuracy')."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Choose the optimizer, the loss and the metrics (Keras's names:
+        'accuracy' / 'acc' pick the accuracy that fits the loss, or
+        'categorical_accuracy', 'sparse_categorical_accuracy', 'binary_accuracy')."""
+        for arg, value, default in (("loss_weights", loss_weights, None), ("weighted_metrics", weighted_metrics, None),
+                                    ("steps_per_execution", steps_per_execution, 1)):
+            if value != default:
+                raise InputError(f"compile: {arg}={value!r} is not supported by this engine")
+        if loss is None:
+            raise InputError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.loss = losses_module.get(loss)
         self.optimizer = optimizers_module.get(optimizer)
+        if isinstance(metrics, str):
+            raise InputError(f"metrics must be a list, e.g. metrics=[{metrics!r}]")
         self.metrics = list(metrics or [])
-        for metric in self.metrics:
-            if metric not in ("acc", "accuracy"):
-                raise InputError(f"unknown metric {metric!r}; known: 'acc', 'accuracy'")
+        self._metric_fns = [metrics_module.get(m, self.loss) for m in self.metrics]
 
     @property
-    def _fused_softmax(self):
-        """True when the output softmax meets cross-entropy: then the loss is
-        computed from the logits and the gradient is (p - y) / n, as Keras does."""
+    def _fused(self):
+        """True when the output activation meets the cross-entropy that takes
+        its logits (softmax with the categorical ones, sigmoid with the
+        binary one): then the loss is computed from the logits and the
+        gradient is (p - y) / n, as Keras's TensorFlow backend does."""
         last = self.layers[-1]
-        return (isinstance(self.loss, losses_module.CategoricalCrossentropy)
-                and getattr(last, "activation", None) == "softmax")
+        fuses_with = getattr(self.loss, "fuses_with", None)
+        return (fuses_with is not None and not self.loss.from_logits
+                and getattr(last, "activation", None) == fuses_with and hasattr(last, "backward_from_logits"))
+
+    _fused_softmax = _fused  # the first name of the property
 
     # ------------------------------------------------------------ checks
     def _check_x(self, x, what="x"):
@@ -114,7 +144,7 @@ class Sequential:
             raise InputError(f"{what} must be a NumPy array, got {type(x).__name__}")
         if not np.issubdtype(x.dtype, np.floating):
             hint = " (scale raw pixels first: x.astype('float32') / 255)" if x.dtype == np.uint8 else ""
-            raise InputError(f"{what} must be float32, got dtype {x.dtype}{hint}")
+            raise InputError(f"{what} must be {float_dtype()}, got dtype {x.dtype}{hint}")
         if x.ndim == 0 or x.size == 0:
             raise InputError(f"{what} is empty (shape {x.shape})")
         if not self.built:
@@ -126,30 +156,24 @@ class Sequential:
                 f"{what} must have shape (n, {', '.join(map(str, self.input_shape))}) "
                 f"(rank {len(self.input_shape) + 1}), got {x.shape}"
             )
-        x = x.astype(np.float32, copy=False)
+        x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
             raise InputError(f"{what} contains NaN or Inf")
         return x
 
+    @property
+    def dtype(self):
+        """The float type the model computes in: its first weight's (floatx when built)."""
+        for layer in self.layers:
+            for value in layer.params.values():
+                return value.dtype
+        return float_dtype()
+
     def _check_y(self, y, n, what="y"):
         if not isinstance(y, np.ndarray):
             raise InputError(f"{what} must be a NumPy array, got {type(y).__name__}")
-        classes = self.output_shape[-1]
-        if y.ndim == 1:
-            raise InputError(
-                f"{what} has shape {y.shape}: labels must be one-hot rows (n, {classes}); "
-                "use cnn.data.one_hot(labels)"
-            )
-        if y.shape != (n, *self.output_shape):
-            raise InputError(f"{what} must have shape ({n}, {classes}) to match x and the model's output, got {y.shape}")
-        if not (np.issubdtype(y.dtype, np.floating) or np.issubdtype(y.dtype, np.integer)):
-            raise InputError(f"{what} must be numeric, got dtype {y.dtype}")
-        y = y.astype(np.float32, copy=False)
-        if not np.isfinite(y).all():
-            raise InputError(f"{what} contains NaN or Inf")
-        if isinstance(self.loss, losses_module.CategoricalCrossentropy) and (y.min() < 0 or y.max() > 1):
-            raise InputError(f"{what} values must lie in [0, 1] for cross-entropy, got {y.min()}..{y.max()}")
-        return y
+        y = self.loss.check_targets(y, n, self.output_shape, what) if hasattr(self.loss, "check_targets") else y
+        return y if y.dtype.kind in "iu" else y.astype(self.dtype, copy=False)
 
     def _check_ready(self):
         if self.loss is None:
@@ -162,12 +186,25 @@ class Sequential:
         return x
 
     def _loss(self, probs, y):
-        if self._fused_softmax:
+        if self._fused:
             return self.loss.forward_from_logits(self.layers[-1].logits, y)
         return self.loss.forward(probs, y)
 
+    def _regularization(self, with_gradients):
+        """The weight penalties' total, added to the loss (and their gradients to ``grads``)."""
+        total = 0.0
+        for layer in self.layers:
+            if layer._regularizers:
+                loss, grads = layer.regularization()
+                total += loss
+                if with_gradients:
+                    for name, g in grads.items():
+                        if name in layer.grads:
+                            layer.grads[name] = layer.grads[name] + g
+        return total
+
     def _backward(self):
-        if self._fused_softmax:
+        if self._fused:
             grad = self.layers[-1].backward_from_logits(self.loss.backward_from_logits())
             layers = self.layers[-2::-1]
         else:
@@ -177,52 +214,112 @@ class Sequential:
             grad = layer.backward(grad)
         return grad
 
+    def _metric_sums(self, probs, y):
+        """Each metric summed over the batch's samples (averaged over the epoch later)."""
+        return [fn(probs, y) for fn in self._metric_fns]
+
     def train_on_batch(self, x, y):
-        """One optimizer step on one batch. Returns (loss, number correct)."""
+        """One optimizer step on one batch. Returns (loss, [metric sums over the batch])."""
         probs = self._forward(x, training=True)
         loss = self._loss(probs, y)
         self._backward()
+        loss += self._regularization(with_gradients=True)
         self.optimizer.step(self.layers)
-        correct = int((probs.argmax(axis=-1) == y.argmax(axis=-1)).sum())
-        return loss, correct
+        return loss, self._metric_sums(probs, y)
+
+    def compute_gradients(self, x, y, training=True):
+        """The loss of one batch and its gradient with respect to every
+        trainable weight, without changing the weights (for learners and for
+        gradient tests).
+
+        Returns
+        -------
+        loss : float
+        grads : dict ``(layer name, weight name) -> ndarray``, in the order of
+            :attr:`trainable_weights`
+        """
+        self._check_ready()
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        saved = [layer.needs_input_gradient for layer in self.layers]
+        probs = self._forward(x, training=training)
+        loss = self._loss(probs, y)
+        self._backward()
+        loss += self._regularization(with_gradients=True)
+        for layer, need in zip(self.layers, saved):
+            layer.needs_input_gradient = need
+        grads = {(layer.name, name): layer.grads[name].copy() for layer in self.layers for name in layer.trainable_names}
+        return loss, grads
+
+    def __call__(self, x, training=False):
+        """``model(x)``: the outputs for one batch, as Keras's ``model(x)``."""
+        x = self._check_x(np.asarray(x))
+        return self._forward(x, training=training)
 
     # ------------------------------------------------------------ Keras API
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, callbacks=None, shuffle=True,
-            validation_data=None, initial_epoch=0):
+    def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs.
 
         Parameters
         ----------
-        x : float32 (n, *input_shape)
-        y : one-hot (n, classes)
-        batch_size : int >= 1
+        x : float (n, *input_shape)
+        y : targets as the loss takes them (one-hot rows, or integer labels for
+            the sparse loss)
+        batch_size : int >= 1, default 32 (as Keras)
         epochs : int, the index of the last epoch + 1 (as Keras)
-        verbose : 0 silent, 1 or 2 one line per epoch
+        verbose : 'auto' or 1 a progress bar and a line per epoch, 2 a line per epoch, 0 silent
         callbacks : list of Callback
-        shuffle : bool, reshuffle the samples each epoch
-        validation_data : (x_val, y_val), evaluated after each epoch
+        validation_split : float in [0, 1): the last fraction of (x, y), taken
+            before any shuffling, is held out and evaluated after each epoch
+            (Keras's rule: the first floor(n * (1 - split)) samples train)
+        validation_data : (x_val, y_val), evaluated after each epoch; wins over
+            ``validation_split``
+        shuffle : bool, reshuffle the training samples each epoch
         initial_epoch : int, the epoch to start from; to resume a checkpoint
             loaded with :func:`cnn.load_model`, pass ``model.completed_epochs``
 
         Returns
         -------
-        History, with ``history['loss']``, ``history['acc']``, ...
+        History, with ``history['loss']``, ``history['accuracy']``, ``history['val_loss']``...
         """
+        for arg, value in (("class_weight", class_weight), ("sample_weight", sample_weight),
+                           ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
+            if value is not None:
+                raise InputError(f"fit: {arg}= is not supported by this engine")
+        if validation_freq != 1:
+            raise InputError(f"fit: validation_freq={validation_freq!r} is not supported (only 1)")
         self._check_ready()
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise InputError(f"epochs must be an int >= 0, got {epochs!r}")
         if isinstance(initial_epoch, bool) or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0:
             raise InputError(f"initial_epoch must be an int >= 0, got {initial_epoch!r}")
+        if verbose not in ("auto", 0, 1, 2) or isinstance(verbose, bool):
+            raise InputError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+                or not 0 <= validation_split < 1:
+            raise InputError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if validation_data is not None:
-            if len(validation_data) != 2:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise InputError("validation_data must be a pair (x_val, y_val)")
             x_val = self._check_x(validation_data[0], "validation x")
             y_val = self._check_y(validation_data[1], x_val.shape[0], "validation y")
+        elif validation_split:
+            split_at = int(np.floor(x.shape[0] * (1.0 - validation_split)))
+            if split_at == 0 or split_at == x.shape[0]:
+                raise InputError(f"validation_split={validation_split} leaves no samples for "
+                                 f"{'training' if split_at == 0 else 'validation'} out of {x.shape[0]}")
+            x, x_val, y, y_val = x[:split_at], x[split_at:], y[:split_at], y[split_at:]
+        validating = validation_data is not None or bool(validation_split)
+        verbose = 1 if verbose == "auto" else verbose
         history = History()
         callbacks = [history, *(callbacks or [])]
+        if verbose:
+            callbacks.append(ProgressBar(bar=verbose == 1, epochs=epochs, steps=-(-x.shape[0] // batch_size)))
         for cb in callbacks:
             cb.set_model(self)
         self.stop_training = False
@@ -230,35 +327,25 @@ class Sequential:
             cb.on_train_begin()
         n = x.shape[0]
         for epoch in range(initial_epoch, epochs):
-            started = time.perf_counter()
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             order = self.rng.permutation(n) if shuffle else np.arange(n)
-            loss_sum, correct = 0.0, 0
+            loss_sum, metric_sums = 0.0, [0.0] * len(self.metrics)
             for batch, start in enumerate(range(0, n, batch_size)):
                 for cb in callbacks:
                     cb.on_batch_begin(batch)
                 idx = order[start:start + batch_size]
-                loss, right = self.train_on_batch(x[idx], y[idx])
+                loss, sums = self.train_on_batch(x[idx], y[idx])
                 self._check_finite(loss, epoch, batch)
                 loss_sum += loss * len(idx)
-                correct += right
-                batch_logs = {"loss": loss}
-                if self.metrics:
-                    batch_logs[self.metrics[0]] = right / len(idx)
+                metric_sums = [a + b for a, b in zip(metric_sums, sums)]
+                batch_logs = {"loss": loss, **{m: v / len(idx) for m, v in zip(self.metrics, sums)}}
                 for cb in callbacks:
                     cb.on_batch_end(batch, batch_logs)
-            logs = {"loss": loss_sum / n}
-            if self.metrics:
-                logs[self.metrics[0]] = correct / n
-            if validation_data is not None:
+            logs = {"loss": loss_sum / n, **{m: v / n for m, v in zip(self.metrics, metric_sums)}}
+            if validating:
                 values = self._evaluate_checked(x_val, y_val, batch_size)
-                logs["val_loss"] = values[0]
-                if self.metrics:
-                    logs["val_" + self.metrics[0]] = values[1]
-            if verbose:
-                figures = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-                print(f"Epoch {epoch + 1}/{epochs} - {time.perf_counter() - started:.1f}s - {figures}")
+                logs.update({"val_" + name: v for name, v in zip(["loss", *self.metrics], values)})
             self.completed_epochs = epoch + 1
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
@@ -282,32 +369,33 @@ class Sequential:
                 "the last checkpoint written before this, if any, is intact"
             )
 
-    def evaluate(self, x, y, batch_size=32, verbose=0):
-        """Loss and metrics on (x, y) at inference: ``[loss, acc]`` (or ``[loss]``)."""
+    def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
+        """Loss and metrics on (x, y) at inference: ``[loss, accuracy]`` (or
+        ``[loss]`` without metrics; a dict with ``return_dict``)."""
         self._check_ready()
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
-        values = self._evaluate_checked(x, y, _positive_int(batch_size, "batch_size"))
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
+        values = self._evaluate_checked(x, y, batch_size)
+        names = ["loss", *self.metrics]
         if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(["loss", *self.metrics], values)))
-        return values
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(names, values)))
+        return dict(zip(names, values)) if return_dict else values
 
     def _evaluate_checked(self, x, y, batch_size):
-        loss_sum, correct = 0.0, 0
+        loss_sum, metric_sums = 0.0, [0.0] * len(self.metrics)
         for start in range(0, x.shape[0], batch_size):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             probs = self._forward(xb, training=False)
             loss_sum += self._loss(probs, yb) * len(xb)
-            correct += int((probs.argmax(axis=-1) == yb.argmax(axis=-1)).sum())
-        values = [loss_sum / x.shape[0]]
-        if self.metrics:
-            values.append(correct / x.shape[0])
-        return values
+            metric_sums = [a + b for a, b in zip(metric_sums, self._metric_sums(probs, yb))]
+        n = x.shape[0]
+        return [loss_sum / n + self._regularization(with_gradients=False), *(v / n for v in metric_sums)]
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x, batch_size=None, verbose=0):
         """The model's outputs for ``x`` at inference, shape (n, *output_shape)."""
         x = self._check_x(x)
-        batch_size = _positive_int(batch_size, "batch_size")
+        batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         outputs = [self._forward(x[s:s + batch_size], training=False) for s in range(0, x.shape[0], batch_size)]
         return np.concatenate(outputs, axis=0)
 
@@ -315,23 +403,45 @@ class Sequential:
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
 
+    @property
+    def weights(self):
+        """Every weight of every layer, in declared order."""
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
+
     def get_weights(self):
-        """Every parameter array, layer by layer, kernel before bias (Keras's order)."""
-        return [p.copy() for layer in self.layers for p in layer.params.values()]
+        """Copies of every weight, layer by layer in declared order (Keras's order)."""
+        return [w.copy() for w in self.weights]
 
     def set_weights(self, weights):
-        """Set every parameter from a list in :meth:`get_weights` order; shapes must match."""
-        targets = [(layer, name) for layer in self.layers for name in layer.params]
-        if len(weights) != len(targets):
-            raise InputError(f"expected {len(targets)} weight arrays, got {len(weights)}")
-        for (layer, name), value in zip(targets, weights):
-            value = np.asarray(value)
-            if value.shape != layer.params[name].shape:
-                raise InputError(
-                    f"layer {layer.name!r} {name}: expected shape {layer.params[name].shape}, got {value.shape}"
-                )
-        for (layer, name), value in zip(targets, weights):
-            layer.params[name] = np.array(value, dtype=np.float32)
+        """Set every weight from a list in :meth:`get_weights` order; shapes must match."""
+        weights = list(weights)
+        counts = [len(layer.params) for layer in self.layers]
+        if len(weights) != sum(counts):
+            raise InputError(f"expected {sum(counts)} weight arrays, got {len(weights)}")
+        for layer in self.layers:  # check every layer before changing any
+            chunk, weights = weights[:len(layer.params)], weights[len(layer.params):]
+            for (name, old), value in zip(layer.params.items(), chunk):
+                if np.shape(value) != old.shape:
+                    raise InputError(f"layer {layer.name!r} {name}: expected shape {old.shape}, got {np.shape(value)}")
+            layer._pending = chunk
+        for layer in self.layers:
+            layer.set_weights(layer.__dict__.pop("_pending"))
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise InputError(f"no layer named {name!r}; the model has {[l.name for l in self.layers]}")
 
     def summary(self, print_fn=print):
         """Print the layers, their output shapes and parameter counts, as Keras does."""
@@ -341,6 +451,7 @@ class Sequential:
                  f"{layer.count_params():,}") for layer in self.layers]
         widths = [max(len(r[i]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2 for i in range(3)]
         line = "".join(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths))
+        trainable = sum(w.size for w in self.trainable_weights)
         print_fn(f'Model: "{self.name}"')
         print_fn("-" * len(line))
         print_fn(line)
@@ -349,10 +460,26 @@ class Sequential:
             print_fn("".join(c.ljust(w) for c, w in zip(r, widths)))
         print_fn("=" * len(line))
         print_fn(f"Total params: {self.count_params():,}")
-        print_fn(f"Trainable params: {self.count_params():,}")
-        print_fn("Non-trainable params: 0")
+        print_fn(f"Trainable params: {trainable:,}")
+        print_fn(f"Non-trainable params: {self.count_params() - trainable:,}")
+
+    def get_config(self):
+        from .io import layer_spec
+
+        return {"name": self.name, "layers": [layer_spec(layer) for layer in self.layers]}
 
     def save(self, path):
-        """Save architecture, weights and compile settings to one file (see :mod:`cnn.io`)."""
-        from .io import save_model
-        save_model(self, path)
+        """Save the model, in the format its name asks for: ``.keras`` a Keras 3
+        file (Keras and :func:`cnn.load_model` both load it), anything else the
+        engine's own ``.npz`` with the whole training state (see :mod:`cnn.io`)."""
+        from pathlib import Path
+
+        if Path(path).suffix == ".keras":
+            from .keras_io import save_keras
+            save_keras(self, path)
+        elif str(path).endswith(".h5"):
+            raise InputError(f"{path}: the legacy HDF5 model format is not written; use a .keras or .npz name "
+                             "(weights alone: cnn.keras_io.save_keras(model, 'name.weights.h5'))")
+        else:
+            from .io import save_model
+            save_model(self, path)

@@ -1,10 +1,15 @@
-"""Elementwise kernels: ReLU, softmax and log-softmax.
+"""Elementwise kernels: the activations, softmax and log-softmax.
 
-Each backward takes what its forward returned, so no extra cache is needed.
+Each ``*_backward(dout, out, z)`` is the vector-Jacobian product of its
+forward, given the forward's output ``out`` and, for the activations that need
+it (``NEEDS_INPUT``), its input ``z``; the others are passed ``z=None``, so a
+layer keeps only what the backward pass reads.
 Shapes: any; softmax works along the last axis.
 """
+import math
+
 import numpy as np
-from numba import njit
+from numba import njit, vectorize
 
 
 def relu_forward(z):
@@ -34,7 +39,7 @@ def relu_backward_mask_into(dout, mask, dz):
     return dz
 
 
-def relu_backward(dout, out):
+def relu_backward(dout, out, z=None):
     """:func:`relu_backward_numpy` by the compiled kernel, into a new array."""
     dout = np.ascontiguousarray(dout)
     return relu_backward_mask_into(dout, np.ascontiguousarray(out), np.empty_like(dout))
@@ -46,7 +51,7 @@ def softmax_forward(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def softmax_backward(dout, p):
+def softmax_backward(dout, p, z=None):
     """Vector-Jacobian product of softmax: ``p * (dout - sum(dout * p))``."""
     return p * (dout - (dout * p).sum(axis=-1, keepdims=True))
 
@@ -61,12 +66,112 @@ def linear_forward(z):
     return z
 
 
-def linear_backward(dout, out):
+def linear_backward(dout, out, z=None):
     return dout
 
 
-ACTIVATIONS = {
+def tanh_forward(z):
+    return np.tanh(z)
+
+
+def tanh_backward(dout, out, z=None):
+    return dout * (1 - out * out)
+
+
+def sigmoid_forward(z):
+    """``1 / (1 + exp(-z))`` without overflow for large negative z."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e)).astype(z.dtype, copy=False)
+
+
+def sigmoid_backward(dout, out, z=None):
+    return dout * out * (1 - out)
+
+
+def elu_forward(z, alpha=1.0):
+    """``z`` where z > 0, ``alpha * (exp(z) - 1)`` elsewhere."""
+    return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))).astype(z.dtype, copy=False)
+
+
+def elu_backward(dout, out, z=None, alpha=1.0):
+    # below 0 the derivative alpha * exp(z) is out + alpha
+    return np.where(out > 0, dout, dout * (out + alpha)).astype(dout.dtype, copy=False)
+
+
+def leaky_relu_forward(z, negative_slope=0.2):
+    return np.where(z > 0, z, negative_slope * z).astype(z.dtype, copy=False)
+
+
+def leaky_relu_backward(dout, out, z=None, negative_slope=0.2):
+    # for a slope >= 0 the output is > 0 exactly where the input is
+    return np.where(out > 0, dout, negative_slope * dout).astype(dout.dtype, copy=False)
+
+
+def softplus_forward(z):
+    """``log(1 + exp(z))``, stable for large |z|."""
+    return np.logaddexp(0, z).astype(z.dtype, copy=False)
+
+
+def softplus_backward(dout, out, z):
+    return dout * sigmoid_forward(z)
+
+
+def silu_forward(z):
+    """Swish / SiLU: ``z * sigmoid(z)``."""
+    return z * sigmoid_forward(z)
+
+
+def silu_backward(dout, out, z):
+    s = sigmoid_forward(z)
+    return dout * (s + z * s * (1 - s))
+
+
+# GELU, exact form 0.5 z (1 + erf(z / sqrt 2)) (Keras's default, approximate=False).
+# NumPy has no erf: the NumPy twin maps math.erf over the array; the compiled
+# ufunc runs the same formula at C speed.
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def gelu_forward_numpy(z):
+    erf = np.vectorize(math.erf, otypes=[np.float64])(z * _SQRT_HALF)
+    return (0.5 * z * (1 + erf)).astype(z.dtype, copy=False)
+
+
+def gelu_backward_numpy(dout, out, z):
+    erf = np.vectorize(math.erf, otypes=[np.float64])(z * _SQRT_HALF)
+    return (dout * (0.5 * (1 + erf) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI)).astype(dout.dtype, copy=False)
+
+
+@vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _gelu(z):
+    return 0.5 * z * (1 + math.erf(z * _SQRT_HALF))
+
+
+@vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
+def _gelu_grad(dout, z):
+    return dout * (0.5 * (1 + math.erf(z * _SQRT_HALF)) + z * math.exp(-0.5 * z * z) * _INV_SQRT_2PI)
+
+
+def gelu_forward(z):
+    return _gelu(z)
+
+
+def gelu_backward(dout, out, z):
+    return _gelu_grad(dout.astype(z.dtype, copy=False), z)
+
+
+# name -> (forward, backward); parameters (alpha, negative_slope) are bound by cnn.activations
+KERNELS = {
     "linear": (linear_forward, linear_backward),
     "relu": (relu_forward, relu_backward),
     "softmax": (softmax_forward, softmax_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "elu": (elu_forward, elu_backward),
+    "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+    "softplus": (softplus_forward, softplus_backward),
+    "silu": (silu_forward, silu_backward),
+    "gelu": (gelu_forward, gelu_backward),
 }
+NEEDS_INPUT = {"softplus", "silu", "gelu"}  # their backward reads z, not only the output

@@ -165,3 +165,126 @@ def maxpool_backward(dout, cache):
         run_chunks(work, _image_chunks(x_shape[0]))
         return dx
     return _maxpool_backward_numpy(dout, argmax, x_shape, *geometry)
+
+
+# ================================================================ average pooling
+# Each output is the mean of its window's cells inside the image: with 'same'
+# padding the padded cells are left out of the count, as TensorFlow does (a
+# corner window of a 2x2 pool over an odd edge averages 1 or 2 cells, not 4).
+# The backward pass spreads each output gradient evenly over those cells.
+
+def _avgpool_forward_numpy(x, ph, pw, sh, sw, pt, pl, oh, ow):
+    n, h, w, c = x.shape
+    pb = max((oh - 1) * sh + ph - h - pt, 0)
+    pr = max((ow - 1) * sw + pw - w - pl, 0)
+    pads = ((0, 0), (pt, pb), (pl, pr), (0, 0))
+    sums = np.lib.stride_tricks.sliding_window_view(np.pad(x, pads), (ph, pw), axis=(1, 2))
+    counts = np.lib.stride_tricks.sliding_window_view(np.pad(np.ones((1, h, w, 1), x.dtype), pads), (ph, pw), axis=(1, 2))
+    sums = sums[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].sum(axis=(-2, -1))
+    counts = counts[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].sum(axis=(-2, -1))
+    return (sums / counts).astype(x.dtype, copy=False)
+
+
+def _avgpool_backward_numpy(dout, x_shape, ph, pw, sh, sw, pt, pl, oh, ow):
+    n, h, w, c = x_shape
+    hp = max((oh - 1) * sh + ph, h + pt)
+    wp = max((ow - 1) * sw + pw, w + pl)
+    inside = np.zeros((1, hp, wp, 1), dout.dtype)
+    inside[:, pt:pt + h, pl:pl + w] = 1
+    counts = np.lib.stride_tricks.sliding_window_view(inside, (ph, pw), axis=(1, 2))
+    counts = counts[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw].sum(axis=(-2, -1))
+    share = dout / counts
+    dxp = np.zeros((n, hp, wp, c), dtype=dout.dtype)
+    for a in range(ph):
+        for b in range(pw):
+            dxp[:, a : a + (oh - 1) * sh + 1 : sh, b : b + (ow - 1) * sw + 1 : sw] += share
+    return dxp[:, pt : pt + h, pl : pl + w]
+
+
+@njit(cache=True, nogil=True)
+def _window_span(i, stride, pad, window, size):
+    """The first and one-past-last input index of window ``i`` inside the image."""
+    start = i * stride - pad
+    return max(start, 0), min(start + window, size)
+
+
+@njit(cache=True, nogil=True)
+def _avgpool_forward_into(x, ph, pw, sh, sw, pt, pl, oh, ow, out):
+    n, h, w, c = x.shape
+    for img in range(n):
+        for i in range(oh):
+            y0, y1 = _window_span(i, sh, pt, ph, h)
+            for j in range(ow):
+                x0, x1 = _window_span(j, sw, pl, pw, w)
+                mean = out[img, i, j]
+                mean[:] = 0
+                for y in range(y0, y1):
+                    for xx in range(x0, x1):
+                        row = x[img, y, xx]
+                        for ch in range(c):  # channels innermost: contiguous in NHWC
+                            mean[ch] += row[ch]
+                inv = 1.0 / ((y1 - y0) * (x1 - x0))
+                for ch in range(c):
+                    mean[ch] *= inv
+
+
+@njit(cache=True, nogil=True)
+def _avgpool_backward_into(dout, ph, pw, sh, sw, pt, pl, oh, ow, dx):
+    n, h, w, c = dx.shape
+    dx[:] = 0
+    for img in range(n):
+        for i in range(oh):
+            y0, y1 = _window_span(i, sh, pt, ph, h)
+            for j in range(ow):
+                x0, x1 = _window_span(j, sw, pl, pw, w)
+                inv = 1.0 / ((y1 - y0) * (x1 - x0))
+                g = dout[img, i, j]
+                for y in range(y0, y1):
+                    for xx in range(x0, x1):
+                        target = dx[img, y, xx]
+                        for ch in range(c):
+                            target[ch] += g[ch] * inv
+
+
+def avgpool_forward(x, pool_size=(2, 2), strides=None, padding="valid", impl="numba"):
+    """Average pooling; shapes as :func:`maxpool_forward`.
+
+    Returns
+    -------
+    out : ndarray, shape (n, oh, ow, c)
+    cache : tuple (x's shape, geometry, impl)
+    """
+    strides = tuple(pool_size) if strides is None else tuple(strides)
+    geometry = _geometry(x.shape, tuple(pool_size), strides, padding)
+    if impl == "numba":
+        x = np.ascontiguousarray(x)
+        n, _, _, c = x.shape
+        out = np.empty((n, *geometry[-2:], c), dtype=x.dtype)
+
+        def work(group):
+            for _, start, stop in group:
+                _avgpool_forward_into(x[start:stop], *geometry, out[start:stop])
+
+        run_chunks(work, _image_chunks(n))
+    else:
+        out = _avgpool_forward_numpy(x, *geometry)
+    return out, (x.shape, geometry, impl)
+
+
+def avgpool_backward(dout, cache):
+    """Gradient of average pooling with respect to its input, (n, h, w, c)."""
+    x_shape, geometry, impl = cache
+    if impl == "numba":
+        dout = np.ascontiguousarray(dout)
+        dx = np.empty(x_shape, dtype=dout.dtype)
+
+        def work(group):
+            for _, start, stop in group:
+                _avgpool_backward_into(dout[start:stop], *geometry, dx[start:stop])
+
+        run_chunks(work, _image_chunks(x_shape[0]))
+        return dx
+    return _avgpool_backward_numpy(dout, x_shape, *geometry)
+
+
+POOL_IMPLS = ("numba", "numpy")

@@ -50,7 +50,7 @@ def test_train_writes_model_history_and_curves(trained):
     out, result = trained
     assert re.search(r"^Epoch 1/2 - .*loss: \d\.\d{4} - acc: .* - val_loss", result.stdout, re.M)
     assert re.search(r"^Epoch 2/2 ", result.stdout, re.M)
-    assert "epoch 1" in result.stderr  # the progress bar (tqdm writes to stderr)
+    assert "Epoch 1/2" in result.stderr  # the progress bar (tqdm writes to stderr)
     history = json.loads(out.with_suffix(".history.json").read_text())
     assert set(history) == {"loss", "acc", "val_loss", "val_acc"} and len(history["loss"]) == 2
     picture = read_png(out.with_suffix(".curves.png")).astype(float)

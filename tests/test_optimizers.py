@@ -12,6 +12,7 @@ class _Holder:
     def __init__(self, value):
         self.params = {"w": value.copy()}
         self.grads = {}
+        self.trainable_names = ["w"]
 
 
 CASES = [

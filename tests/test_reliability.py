@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import cnn
 from cnn.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from cnn.data import load_mnist, one_hot, read_idx, read_text
-from cnn.errors import CNNError, DataFileError, ModelFileError, TrainingDivergedError
+from cnn.errors import InputError, CNNError, DataFileError, ModelFileError, TrainingDivergedError
 from cnn.io import load_model
 
 from helpers import small_model
@@ -80,7 +80,7 @@ def test_best_only_checkpoint_follows_the_monitored_value(tmp_path):
     for epoch in range(5):
         every.on_epoch_end(epoch, {})
     assert [Path(p).name for p in saves] == ["e_2.npz", "e_4.npz"]
-    with pytest.raises(KeyError, match="val_acc"):
+    with pytest.raises(InputError, match="val_acc"):
         ModelCheckpoint("x", monitor="val_acc", save_best_only=True).on_epoch_end(0, {"loss": 1})
 
 

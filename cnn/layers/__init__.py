@@ -1,0 +1,74 @@
+"""Layers: thin classes over the pure kernels in :mod:`kernels`, split by kind
+as Keras splits them.
+
+Every layer has
+
+* ``params`` and ``grads``: dicts of arrays (``grads`` for the trainable
+  weights, filled by ``backward``); weights are declared in ``build`` with
+  ``add_weight(name, shape, initializer, trainable)`` in Keras's order;
+* ``build(input_shape)``: creates the weights for a per-sample input shape
+  (no batch axis) and returns the per-sample output shape;
+* ``forward(x, training=False)`` and ``backward(dout)``;
+* ``get_config()`` / ``from_config(config)``: the constructor arguments.
+
+Data is NHWC; convolution kernels are (kh, kw, cin, cout) and dense kernels
+(in, out), exactly as in Keras, so weights move across unchanged.
+
+A user's own layer subclasses :class:`Layer`; ``@register`` (or
+``custom_objects=`` when loading) lets saved models find it by name.
+"""
+from ..errors import InputError
+from .activation import ELU, LeakyReLU, ReLU, Softmax
+from .base import Layer
+from .convolution import Conv2D
+from .core import Activation, Dense, Dropout, Input, InputLayer
+from .normalization import BatchNormalization
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .reshaping import Flatten, Reshape, ZeroPadding2D
+
+# Keras's other names for the same layers
+Convolution2D = Conv2D
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D
+GlobalMaxPool2D = GlobalMaxPooling2D
+
+BUILT_IN = (Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
+            BatchNormalization, Dropout, Flatten, Reshape, ZeroPadding2D, Activation, ReLU, LeakyReLU,
+            ELU, Softmax)
+LAYERS = {cls.__name__: cls for cls in BUILT_IN}
+
+
+def register(cls=None, *, name=None):
+    """Register a user's layer class so that saved models can be loaded by name.
+
+    >>> @cnn.layers.register
+    ... class Scale(cnn.layers.Layer): ...
+    """
+    def add(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise InputError(f"register takes a subclass of cnn.layers.Layer, got {cls!r}")
+        key = name or cls.__name__
+        if key in LAYERS and LAYERS[key] is not cls and LAYERS[key] in BUILT_IN:
+            raise InputError(f"{key!r} is a built-in layer; register yours under another name")
+        LAYERS[key] = cls
+        return cls
+
+    return add(cls) if cls is not None else add
+
+
+def get_class(class_name, custom_objects=None):
+    """The layer class saved as ``class_name`` (custom objects first, then the
+    registry); Keras's 'package>Name' registered names are accepted too."""
+    custom_objects = custom_objects or {}
+    for key in (class_name, str(class_name).split(">")[-1]):
+        if key in custom_objects:
+            return custom_objects[key]
+        if key in LAYERS:
+            return LAYERS[key]
+    return None
+
+
+__all__ = [cls.__name__ for cls in BUILT_IN] + [
+    "Layer", "Input", "InputLayer", "register", "get_class", "Convolution2D", "MaxPool2D", "AvgPool2D",
+    "GlobalAvgPool2D", "GlobalMaxPool2D"]

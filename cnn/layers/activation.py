@@ -1,0 +1,112 @@
+"""Activation layers with Keras's arguments: ReLU, LeakyReLU, ELU, Softmax."""
+import numpy as np
+
+from ..errors import InputError
+from .base import WithActivation, number
+
+
+class ReLU(WithActivation):
+    """``keras.layers.ReLU``: ``max_value`` where x >= max_value, x where
+    threshold <= x, ``negative_slope * (x - threshold)`` below.
+
+    Shapes: any, unchanged.
+    """
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_value = None if max_value is None else number(max_value, "max_value", 0)
+        self.negative_slope = number(negative_slope, "negative_slope", 0)
+        self.threshold = number(threshold, "threshold")
+        self._set_activation("relu")
+        self._plain = self.max_value is None and self.negative_slope == 0 and self.threshold == 0
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        if self._plain:
+            return self._activate(x.copy())  # the relu kernel
+        self._x = x
+        out = np.where(x >= self.threshold, x, self.negative_slope * (x - self.threshold))
+        if self.max_value is not None:
+            out = np.minimum(out, self.max_value)
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        if self._plain:
+            return self._deactivate(dout)
+        x = self._x
+        slope = np.where(x >= self.threshold, 1.0, self.negative_slope)
+        if self.max_value is not None:
+            slope = np.where(x >= self.max_value, 0.0, slope)
+        return (dout * slope).astype(dout.dtype, copy=False)
+
+    def backward_from_logits(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "max_value": self.max_value,
+                "negative_slope": self.negative_slope, "threshold": self.threshold}
+
+
+class LeakyReLU(WithActivation):
+    """x for x > 0, ``negative_slope * x`` below (Keras's layer default 0.3)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = number(negative_slope, "negative_slope", 0)
+        from .. import activations
+
+        self.activation_fn = activations.ActivationFunction("leaky_relu", negative_slope=self.negative_slope)
+        self.activation = "leaky_relu"
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        return self._activate(x)
+
+    def backward_from_logits(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class ELU(WithActivation):
+    """x for x > 0, ``alpha * (exp(x) - 1)`` below."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = number(alpha, "alpha", 0)
+        from .. import activations
+
+        self.activation_fn = activations.ActivationFunction("elu", alpha=self.alpha)
+        self.activation = "elu"
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        return self._activate(x)
+
+    def backward_from_logits(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class Softmax(WithActivation):
+    """Softmax over the last axis (``axis=-1``, the only one supported)."""
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if axis != -1:
+            raise InputError(f"Softmax: axis={axis!r} is not supported (only -1, the last axis)")
+        self.axis = -1
+        self._set_activation("softmax")
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        return self._activate(x)
+
+    def backward_from_logits(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

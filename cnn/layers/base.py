@@ -1,0 +1,317 @@
+"""The base class every layer derives from, and the argument checks they share.
+
+A layer declares its weights in ``build`` with :meth:`Layer.add_weight`, in
+Keras's order (a convolution's kernel, then its bias; BatchNormalization's
+gamma, beta, moving_mean, moving_variance). Everything that handles weights
+walks that one declared list: the optimizers (trainable weights only), saving
+and loading, Keras files, ``summary`` and ``get_weights``.
+"""
+import numpy as np
+
+from .. import initializers, regularizers
+from ..backend import float_dtype
+from ..errors import InputError
+from ..random import new_generator
+from kernels.geometry import window_geometry
+
+
+# ------------------------------------------------------------ argument checks
+def pair(value, what, minimum=1):
+    """An int or a pair of ints as a tuple of two ints >= ``minimum``."""
+    pair_ = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if pair_ is None or len(pair_) != 2 or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in pair_):
+        raise InputError(f"{what} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair_)
+
+
+def padding_mode(padding):
+    if padding not in ("valid", "same"):
+        raise InputError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return padding
+
+
+def channels_last(data_format):
+    if data_format not in (None, "channels_last"):
+        raise InputError(f"data_format={data_format!r} is not supported: the engine is NHWC ('channels_last')")
+
+
+def number(value, what, low=None, high=None, low_open=False):
+    """A real number within [low, high] (or (low, high] with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+        raise InputError(f"{what} must be a finite number, got {value!r}")
+    value = float(value)
+    if low is not None and (value < low or (low_open and value == low)):
+        raise InputError(f"{what} must be {'>' if low_open else '>='} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise InputError(f"{what} must be <= {high}, got {value!r}")
+    return value
+
+
+def positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+# Keras arguments the engine accepts only at their default value (what a
+# Keras config holds): any other value is refused by name, never ignored.
+KERAS_DEFAULTS = {
+    "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+    "beta_constraint": None, "gamma_constraint": None, "lora_rank": None, "lora_alpha": None,
+    "groups": 1, "data_format": "channels_last", "noise_shape": None, "seed": None,
+    "autocast": True, "synchronized": False, "renorm": False, "renorm_clipping": None,
+    "renorm_momentum": 0.99, "quantization_config": None,
+}
+
+
+def refuse_unknown(layer_name, kwargs):
+    """Keras arguments this engine does not implement are refused, never ignored."""
+    for key, value in kwargs.items():
+        if key in KERAS_DEFAULTS:
+            default = KERAS_DEFAULTS[key]
+            if value is None or value == default or (key == "data_format" and value is None):
+                continue
+            raise InputError(f"{layer_name}: {key}={value!r} is not supported by this engine "
+                             f"(only the default {default!r})")
+        raise InputError(f"{layer_name}: unknown argument {key!r}")
+
+
+def sliding_output(layer, input_shape, window, dilation=(1, 1)):
+    """(oh, ow) of a (dilated) window sliding over (h, w, c) samples with the
+    layer's strides and padding."""
+    if len(input_shape) != 3:
+        raise InputError(
+            f"{type(layer).__name__} layer {layer.name!r} needs samples of shape (height, width, channels), "
+            f"got {tuple(input_shape)}"
+        )
+    out = []
+    for size, k, s, d in zip(input_shape[:2], window, layer.strides, dilation):
+        try:
+            out.append(window_geometry(size, (k - 1) * d + 1, s, layer.padding)[0])
+        except ValueError as err:
+            raise InputError(f"layer {layer.name!r}: {err}") from None
+    return tuple(out)
+
+
+# ------------------------------------------------------------ the base class
+def _build_once(build):
+    """Wrap a layer's ``build``: a second call with the same input shape keeps
+    the weights (as Keras builds once); with another shape they are made anew."""
+    import functools
+
+    @functools.wraps(build)
+    def wrapper(self, input_shape):
+        shape = tuple(int(d) for d in input_shape)
+        if self.built:
+            if shape == self.input_shape:
+                return self.output_shape
+            self.params, self.grads, self._trainable_names, self._regularizers = {}, {}, [], {}
+            self.built = False
+        return build(self, shape)
+
+    return wrapper
+
+
+class Layer:
+    """Base class: a layer without weights that passes its input through.
+
+    Subclasses override ``build`` (calling :meth:`add_weight`),
+    ``compute_output_shape``, ``forward(x, training)``, ``backward(dout)`` and
+    ``get_config``.
+
+    Attributes
+    ----------
+    params : dict name -> ndarray, every weight in declared order
+    grads : dict name -> ndarray, the gradient of each trainable weight after ``backward``
+    trainable : bool, False freezes every weight of the layer (as in Keras)
+    """
+
+    uses_rng = False  # True for layers with initial weights or random masks
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "build" in cls.__dict__:
+            cls.build = _build_once(cls.__dict__["build"])
+
+    def __init__(self, name=None, input_shape=None, trainable=True, dtype=None, **kwargs):
+        refuse_unknown(type(self).__name__, {k: v for k, v in kwargs.items() if k != "input_dim"})
+        if name is not None and (not isinstance(name, str) or not name):
+            raise InputError(f"name must be a non-empty string, got {name!r}")
+        self.name = name or type(self).__name__.lower()
+        self._named_by_user = name is not None
+        if "input_dim" in kwargs:  # Keras's Dense(…, input_dim=n)
+            input_shape = (kwargs["input_dim"],)
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.output_shape = None
+        if dtype is not None and dtype not in ("float32", "float64"):
+            raise InputError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.dtype = dtype  # None: cnn.backend.floatx() when built
+        self.params = {}
+        self.grads = {}
+        self._trainable_names = []
+        self._regularizers = {}
+        self.trainable = bool(trainable)
+        self.built = False
+        # a layer that draws random numbers (initial weights, dropout masks) takes
+        # its own generator from the seed sequence when made, so a seed fixes them
+        self.rng = new_generator() if self.uses_rng else None
+        # a model's first layer receives data: its input gradient is never used,
+        # and Conv2D then skips computing it (Sequential sets this)
+        self.needs_input_gradient = True
+
+    # ---------------------------------------------------------- weights
+    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
+        """Declare a weight: create it from ``initializer`` and record it, in order.
+
+        Parameters
+        ----------
+        name : str, unique within the layer ('kernel', 'bias', 'gamma', ...)
+        shape : tuple of ints
+        initializer : a Keras initializer name or an :mod:`cnn.initializers` object
+        trainable : bool, False for state that the optimizer must not touch
+            (BatchNormalization's moving statistics)
+        regularizer : None, 'l2', or a :mod:`cnn.regularizers` object
+        """
+        if name in self.params:
+            raise InputError(f"layer {self.name!r} already has a weight named {name!r}")
+        dtype = np.dtype(self.dtype) if self.dtype else float_dtype()
+        if self.rng is None:  # a user's layer that did not say it draws numbers
+            self.rng = new_generator()
+        value = initializers.get(initializer)(tuple(int(s) for s in shape), self.rng, dtype=dtype)
+        self.params[name] = np.ascontiguousarray(value, dtype=dtype)
+        if trainable:
+            self._trainable_names.append(name)
+        if regularizer is not None:
+            self._regularizers[name] = regularizers.get(regularizer)
+        return self.params[name]
+
+    @property
+    def trainable_names(self):
+        """Names of the weights an optimizer steps: none when ``trainable`` is False."""
+        return list(self._trainable_names) if self.trainable else []
+
+    @property
+    def weights(self):
+        """Every weight, in declared order (the arrays themselves, as Keras gives its variables)."""
+        return list(self.params.values())
+
+    @property
+    def trainable_weights(self):
+        return [self.params[n] for n in self.trainable_names]
+
+    @property
+    def non_trainable_weights(self):
+        trainable = set(self.trainable_names)
+        return [v for n, v in self.params.items() if n not in trainable]
+
+    def get_weights(self):
+        return [v.copy() for v in self.params.values()]
+
+    def set_weights(self, weights):
+        """Set every weight from a list in declared order; shapes must match."""
+        weights = list(weights)
+        if len(weights) != len(self.params):
+            raise InputError(f"layer {self.name!r} has {len(self.params)} weights, got {len(weights)} arrays")
+        checked = []
+        for (name, old), value in zip(self.params.items(), weights):
+            value = np.asarray(value)
+            if value.shape != old.shape:
+                raise InputError(f"layer {self.name!r} {name}: expected shape {old.shape}, got {value.shape}")
+            if not np.issubdtype(value.dtype, np.number) or not np.isfinite(value).all():
+                raise InputError(f"layer {self.name!r} {name}: weights must be finite numbers")
+            checked.append((name, value))
+        for name, value in checked:
+            self.params[name] = np.array(value, dtype=self.params[name].dtype)
+
+    def count_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def regularization(self):
+        """(loss, {name: gradient}) of this layer's weight regularizers."""
+        loss, grads = 0.0, {}
+        for name, reg in self._regularizers.items():
+            loss += reg(self.params[name])
+            grads[name] = reg.gradient(self.params[name])
+        return loss, grads
+
+    # ---------------------------------------------------------- shapes
+    def build(self, input_shape):
+        """Create the weights for samples of ``input_shape`` (no batch axis).
+        Returns the output shape."""
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.output_shape = tuple(self.compute_output_shape(self.input_shape))
+        self.built = True
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def param_shapes(self, input_shape):
+        """The shape of each weight for this input shape, without allocating
+        (the loaders check a file's size against it before building)."""
+        return {}
+
+    # ---------------------------------------------------------- passes
+    def __call__(self, x, training=False):
+        """``layer(x)``: build on first use, then the forward pass."""
+        x = np.asarray(x)
+        if not self.built:
+            self.build(x.shape[1:])
+        return self.forward(x, training=training)
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        return x
+
+    def backward(self, dout):
+        return dout
+
+    def _check_input(self, x):
+        if x.shape[1:] != self.input_shape:
+            raise InputError(
+                f"layer {self.name!r} expects samples of shape {self.input_shape}, "
+                f"got a batch of shape {x.shape}"
+            )
+
+    # ---------------------------------------------------------- config
+    def get_config(self):
+        """The constructor's arguments: ``type(layer).from_config(config)``
+        makes an equal, unbuilt layer."""
+        config = {"name": self.name, "trainable": self.trainable}
+        if self.dtype is not None:
+            config["dtype"] = self.dtype
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+class WithActivation(Layer):
+    """Shared by layers that end with an activation (Dense, Conv2D, Activation).
+
+    ``backward_from_logits(dz)`` skips the activation: the model uses it when a
+    softmax (or sigmoid) output meets a cross-entropy whose fused gradient is
+    already with respect to the logits.
+    """
+
+    def _set_activation(self, activation):
+        from .. import activations
+
+        self.activation_fn = activations.get(activation)
+        self.activation = self.activation_fn.name
+
+    def _activate(self, z):
+        fn = self.activation_fn
+        self.logits = z if self.activation in ("softmax", "sigmoid") else None
+        self._z = z if fn.needs_input else None
+        out = fn.forward(z)  # relu writes into z: callers pass a fresh array
+        self._out = out
+        return out
+
+    def _deactivate(self, dout):
+        return self.activation_fn.backward(dout, self._out, self._z)
+
+    def backward(self, dout):
+        return self.backward_from_logits(self._deactivate(dout))

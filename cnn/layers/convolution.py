@@ -1,0 +1,125 @@
+"""Conv2D: 2-D convolution over NHWC images (kernels in :mod:`kernels.conv`)."""
+from kernels.conv import IMPLS as CONV_IMPLS
+from kernels.conv import conv2d_backward, conv2d_forward, winograd_applies
+
+from .. import initializers, regularizers
+from ..errors import InputError
+from .base import WithActivation, channels_last, pair, padding_mode, positive_int, sliding_output
+
+
+class Conv2D(WithActivation):
+    """2-D convolution over NHWC images (cross-correlation, as in Keras).
+
+    Parameters
+    ----------
+    filters : int
+        Output channels.
+    kernel_size : int or (int, int)
+    strides : int or (int, int)
+    padding : {'valid', 'same'}
+        'valid' is no padding; 'same' gives ceil(size / stride) outputs, the
+        odd extra row/column of zeros at the bottom/right.
+    dilation_rate : int or (int, int)
+        Only 1 (no dilation) is supported; anything else is refused.
+    activation : str, None or a function of :mod:`cnn.activations`
+    use_bias : bool
+    kernel_initializer, bias_initializer : Keras initializer names or objects
+    kernel_regularizer, bias_regularizer : None, 'l2' or a :mod:`cnn.regularizers` object
+    impl : {'numba', 'im2col', 'winograd', 'numpy'}
+        How the kernels compute (not saved with the model): 'numba' (the
+        default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 or
+        more input channels on batches of 8 or more, and im2col otherwise;
+        'im2col' and 'winograd' force one; 'numpy' is the readable reference
+        (kernels/conv.py).
+
+    Shapes: x (n, h, w, cin) -> out (n, oh, ow, filters);
+    kernel (kh, kw, cin, filters); bias (filters,).
+    """
+
+    uses_rng = True
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, impl="numba",
+                 **kwargs):
+        super().__init__(**kwargs)
+        channels_last(data_format)
+        self.filters = positive_int(filters, "filters")
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.strides = pair(strides, "strides")
+        self.padding = padding_mode(padding)
+        self.dilation_rate = pair(dilation_rate, "dilation_rate")
+        if self.dilation_rate != (1, 1):
+            raise InputError(f"Conv2D: dilation_rate={dilation_rate!r} is not supported by this engine (only 1)")
+        self._set_activation(activation)
+        self.use_bias = bool(use_bias)
+        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # checked now, not at build
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        if impl not in CONV_IMPLS:
+            raise InputError(f"impl must be one of {CONV_IMPLS}, got {impl!r}")
+        if impl == "winograd" and not winograd_applies(self.kernel_size, self.strides):
+            raise InputError("impl='winograd' needs a 3x3 kernel and stride 1, "
+                             f"got kernel {self.kernel_size} and strides {self.strides}")
+        self.impl = impl
+
+    def compute_output_shape(self, input_shape):
+        return (*sliding_output(self, input_shape, self.kernel_size), self.filters)
+
+    def param_shapes(self, input_shape):
+        shapes = {"kernel": (*self.kernel_size, input_shape[2], self.filters)}
+        if self.use_bias:
+            shapes["bias"] = (self.filters,)
+        return shapes
+
+    def build(self, input_shape):
+        out = super().build(input_shape)
+        self.add_weight("kernel", (*self.kernel_size, self.input_shape[2], self.filters),
+                        self.kernel_initializer, regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer, regularizer=self.bias_regularizer)
+        return out
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        # ReLU is fused into the convolution's kernel (applied chunk by chunk
+        # while in cache); other activations run after it
+        fused_relu = self.activation == "relu"
+        z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
+                                        self.strides, self.padding, self.impl, relu=fused_relu,
+                                        relu_mask=training)  # a byte mask pays off only in training
+        if fused_relu:
+            self.logits, self._out = None, None  # the kernel's cache keeps ReLU's mask
+            return z
+        return self._activate(z)
+
+    def backward(self, dout):
+        """dout (n, oh, ow, filters) -> dx (n, h, w, cin), or None when
+        ``needs_input_gradient`` is False."""
+        if self.activation == "relu":
+            return self._backward_conv(dout)  # the kernel applies ReLU's mask itself
+        return self._backward_conv(self._deactivate(dout))
+
+    def backward_from_logits(self, dz):
+        """Takes the gradient with respect to the pre-activation (the softmax
+        case of :class:`WithActivation`)."""
+        if self.activation == "relu":
+            raise NotImplementedError("a ReLU convolution's backward takes the gradient of its output")
+        return self._backward_conv(dz)
+
+    def _backward_conv(self, dz):
+        dx, self.grads["kernel"], db = conv2d_backward(dz, self._cache, self.needs_input_gradient)
+        if self.use_bias:
+            self.grads["bias"] = db
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "dilation_rate": list(self.dilation_rate), "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
