@@ -91,6 +91,7 @@ def check_layer(layer, x=None, input_shape=None, training=False, eps=DEFAULT_EPS
         layer.build(x.shape[1:])
     for name in layer.params:
         layer.params[name] = layer.params[name].astype(np.float64)
+    trainable = layer.trainable_names  # the weights that get gradients (not BatchNorm's moving statistics)
     fixed_rng = copy.deepcopy(getattr(layer, "rng", None))
 
     def forward():
@@ -105,8 +106,8 @@ def check_layer(layer, x=None, input_shape=None, training=False, eps=DEFAULT_EPS
 
     forward()
     analytic = {"input": layer.backward(dout)}
-    analytic.update({name: g.copy() for name, g in layer.grads.items()})
-    arrays = {"input": x, **layer.params}
+    analytic.update({name: layer.grads[name].copy() for name in trainable})
+    arrays = {"input": x, **{name: layer.params[name] for name in trainable}}
     errors = {}
     for name, array in arrays.items():
         idx = _sample(array.size, max_checks, rng)

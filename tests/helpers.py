@@ -43,6 +43,14 @@ def assert_close_float32(ours, reference, reduction, what):
 def helper_test_layer(layer, keras_layer, x, training=False, reduction=1, fd=True, seed=0):
     """Check ``layer`` against finite differences and against ``keras_layer``.
 
+    Checks, in one call (as Keras's ``run_layer_test`` and tinygrad's
+    ``helper_test_op`` do between them): every gradient against central
+    differences in float64; the output shape, the output and every gradient
+    against the Keras layer with the same weights; the numbers of trainable
+    and non-trainable weights against Keras's; the state a training pass
+    updates (BatchNormalization's moving statistics); and that
+    ``from_config(get_config())`` makes an equal layer.
+
     Parameters
     ----------
     layer : an engine layer (unbuilt)
@@ -56,6 +64,8 @@ def helper_test_layer(layer, keras_layer, x, training=False, reduction=1, fd=Tru
     dict : largest absolute difference against Keras, per array
     """
     x = np.asarray(x, dtype=np.float32)
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config(), "from_config(get_config()) must give the same layer"
     layer.build(x.shape[1:])
     if fd:
         errors = check_layer(layer, x.astype(np.float64), training=training, seed=seed)
@@ -63,7 +73,9 @@ def helper_test_layer(layer, keras_layer, x, training=False, reduction=1, fd=Tru
             assert err < FD_TOLERANCE, f"{type(layer).__name__} d/d{name}: relative error {err:.2e}"
 
     keras_layer.build((None, *x.shape[1:]))
-    keras_layer.set_weights(list(layer.params.values()))
+    assert len(keras_layer.trainable_weights) == len(layer.trainable_weights), "trainable weight count"
+    assert len(keras_layer.non_trainable_weights) == len(layer.non_trainable_weights), "non-trainable weight count"
+    keras_layer.set_weights(layer.get_weights())
     dout = np.random.default_rng(seed + 1).standard_normal((x.shape[0], *layer.output_shape)).astype(np.float32)
     ref_out, ref_grads = keras_forward_and_grads(keras_layer, x, dout, training)
 
@@ -73,14 +85,17 @@ def helper_test_layer(layer, keras_layer, x, training=False, reduction=1, fd=Tru
     assert out.shape == ref_out.shape, f"output shape {out.shape} != Keras {ref_out.shape}"
     assert_close_float32(out, ref_out, reduction, "forward")
     # d/dx sums over the output cells that see each input: at most `reduction` terms too
-    ours = [dx, *(layer.grads[name] for name in layer.params)]
-    names = ["input", *layer.params]
+    names = ["input", *layer.trainable_names]
+    ours = [dx, *(layer.grads[name] for name in layer.trainable_names)]
     n_out = int(np.prod(ref_out.shape[:-1]))
     diffs = {"forward": float(np.abs(out - ref_out).max())}
     for name, mine, ref in zip(names, ours, ref_grads):
-        terms = n_out if name in ("kernel", "bias") else reduction
+        terms = reduction if name == "input" else n_out  # a weight's gradient sums over every output cell
         assert_close_float32(mine, ref, terms, f"gradient w.r.t. {name}")
         diffs[name] = float(np.abs(mine - ref).max())
+    # state a training pass moves (BatchNormalization's moving statistics), after the same one pass
+    for mine, ref in zip(layer.non_trainable_weights, keras_layer.non_trainable_weights):
+        assert_close_float32(mine, np.asarray(ref), n_out, "non-trainable state after the pass")
     return diffs
 
 

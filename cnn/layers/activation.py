@@ -16,7 +16,7 @@ class ReLU(WithActivation):
         super().__init__(**kwargs)
         self.max_value = None if max_value is None else number(max_value, "max_value", 0)
         self.negative_slope = number(negative_slope, "negative_slope", 0)
-        self.threshold = number(threshold, "threshold")
+        self.threshold = number(threshold, "threshold", 0)
         self._set_activation("relu")
         self._plain = self.max_value is None and self.negative_slope == 0 and self.threshold == 0
 
