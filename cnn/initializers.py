@@ -206,7 +206,12 @@ def get(identifier):
 
 
 def serialize(initializer):
-    """The name of a built-in initializer given by name, else a Keras-style config."""
-    if isinstance(initializer, str):
-        return initializer
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+    """A Keras name ('he_normal') for a built-in initializer with its default
+    arguments, else ``{'class_name': ..., 'config': ...}``: the same for the
+    same initializer, however it was given."""
+    obj = get(initializer)
+    config = obj.get_config()
+    names = [name for name, cls in NAMES.items() if cls is type(obj)]
+    if names and config == type(obj)().get_config():
+        return names[0]
+    return {"class_name": type(obj).__name__, "config": config}

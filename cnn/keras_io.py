@@ -184,6 +184,29 @@ def _keras_layer_config(layer):
     return {"module": "keras.layers", "class_name": name, "config": config, "registered_name": None}
 
 
+def keras_compile_config(model):
+    """The ``compile_config`` Keras 3 writes for a compiled model: optimizer,
+    loss and metrics (the optimizer's state is not carried: use the engine's
+    ``.npz`` format to resume training exactly)."""
+    from .losses import serialize
+
+    if model.loss is None:
+        return None
+    optimizer = model.optimizer.get_config()
+    class_name = optimizer.pop("name")
+    if isinstance(optimizer.get("learning_rate"), dict):
+        optimizer["learning_rate"] = {"module": "keras.optimizers.schedules", **optimizer["learning_rate"],
+                                      "registered_name": None}
+    optimizer["name"] = class_name.lower()
+    loss = serialize(model.loss)
+    if isinstance(loss, dict):
+        loss = {"module": "keras.losses", **loss, "registered_name": None}
+    return {"optimizer": {"module": "keras.optimizers", "class_name": class_name, "config": optimizer,
+                          "registered_name": None},
+            "loss": loss, "metrics": list(model.metrics) or None, "loss_weights": None, "weighted_metrics": None,
+            "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
+
+
 def keras_model_config(model):
     """The ``config.json`` of a Keras 3 Sequential equal to ``model``."""
     layers = [{"module": "keras.layers", "class_name": "InputLayer",
@@ -192,7 +215,8 @@ def keras_model_config(model):
     layers += [_keras_layer_config(layer) for layer in model.layers]
     return {"module": "keras", "class_name": "Sequential",
             "config": {"name": model.name, "trainable": True, "layers": layers},
-            "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]}}
+            "registered_name": None, "build_config": {"input_shape": [None, *model.input_shape]},
+            "compile_config": keras_compile_config(model)}
 
 
 def save_keras(model, path):
@@ -254,6 +278,8 @@ def _compile_from_keras(model, compile_config, path):
             options = {k: v for k, v in (optimizer.get("config") or {}).items() if k != "name"}
             optimizer = cls(**options)
         loss = compile_config.get("loss")
+        if loss is None:
+            return  # saved uncompiled
         if isinstance(loss, dict) and "class_name" not in loss:
             raise InputError("only a single loss is supported")
         metrics = compile_config.get("metrics") or []

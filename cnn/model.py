@@ -316,10 +316,11 @@ class Sequential:
             x, x_val, y, y_val = x[:split_at], x[split_at:], y[:split_at], y[split_at:]
         validating = validation_data is not None or bool(validation_split)
         verbose = 1 if verbose == "auto" else verbose
+        # Keras's order: the progress bar first, the user's callbacks, History last (so it
+        # records what callbacks add to the logs, such as the learning rate)
         history = History()
-        callbacks = [history, *(callbacks or [])]
-        if verbose:
-            callbacks.append(ProgressBar(bar=verbose == 1, epochs=epochs, steps=-(-x.shape[0] // batch_size)))
+        progress = [ProgressBar(bar=verbose == 1, epochs=epochs, steps=-(-x.shape[0] // batch_size))] if verbose else []
+        callbacks = [*progress, *(callbacks or []), history]
         for cb in callbacks:
             cb.set_model(self)
         self.stop_training = False

@@ -88,3 +88,62 @@ def test_mse_matches_keras(keras, rng):
 def test_unknown_loss_is_refused():
     with pytest.raises(InputError, match="unknown loss"):
         get("hinge_squared")
+
+
+# ---------------------------------------------------------------- the course's losses
+from cnn.losses import BinaryCrossentropy, SparseCategoricalCrossentropy  # noqa: E402
+
+
+@settings(max_examples=20)
+@given(n=st.integers(1, 6), k=st.integers(2, 8), seed=st.integers(0, 2**16))
+def test_new_losses_gradients_by_finite_differences(n, k, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    assert check_loss(SparseCategoricalCrossentropy(), probabilities(rng, n, k), labels) < 1e-6
+    assert check_loss(SparseCategoricalCrossentropy(from_logits=True), rng.standard_normal((n, k)), labels) < 1e-6
+    assert check_loss(CategoricalCrossentropy(from_logits=True), rng.standard_normal((n, k)),
+                      one_hot(labels, k).astype(np.float64)) < 1e-6
+    targets = rng.integers(0, 2, (n, k)).astype(np.float64)
+    assert check_loss(BinaryCrossentropy(), rng.uniform(0.05, 0.95, (n, k)), targets) < 1e-6
+    assert check_loss(BinaryCrossentropy(from_logits=True), rng.standard_normal((n, k)), targets) < 1e-6
+    # the fused forms the model uses when the output activation matches the loss
+    assert check_loss(SparseCategoricalCrossentropy(), rng.standard_normal((n, k)), labels, from_logits=True) < 1e-6
+    assert check_loss(BinaryCrossentropy(), rng.standard_normal((n, k)), targets, from_logits=True) < 1e-6
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("name", ["sparse", "binary", "categorical"])
+def test_new_losses_match_keras(keras, name, from_logits, rng):
+    n, k = 5, 4
+    if from_logits:
+        pred = (rng.standard_normal((n, k)) * 4).astype(np.float32)
+    elif name == "binary":
+        pred = rng.uniform(0, 1, (n, k)).astype(np.float32)
+        pred[0, :2] = [0.0, 1.0]  # clipped, as Keras clips
+    else:
+        pred = probabilities(rng, n, k).astype(np.float32)
+        pred[0] = [0, 1, 0, 0]
+    labels = np.array([1, 0, 3, 2, 2])
+    if name == "sparse":
+        ours, theirs, y = SparseCategoricalCrossentropy(from_logits), keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), labels
+    elif name == "binary":
+        y = rng.integers(0, 2, (n, k)).astype(np.float32)
+        ours, theirs = BinaryCrossentropy(from_logits), keras.losses.BinaryCrossentropy(from_logits=from_logits)
+    else:
+        y = one_hot(labels, k)
+        ours, theirs = CategoricalCrossentropy(from_logits), keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+    value = ours.forward(pred, y)
+    ref_value, ref_grad = _keras_loss_and_grad(theirs, y, pred)
+    assert value == pytest.approx(ref_value, rel=1e-5, abs=1e-6)
+    np.testing.assert_allclose(ours.backward(), ref_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_sparse_labels_are_checked():
+    loss = SparseCategoricalCrossentropy()
+    with pytest.raises(InputError, match=r"labels must lie in 0\.\.9"):
+        loss.check_targets(np.array([0, 10]), 2, (10,))
+    with pytest.raises(InputError, match="integer labels of shape"):
+        loss.check_targets(np.zeros((2, 10)), 2, (10,))
+    with pytest.raises(InputError, match="whole-number labels"):
+        loss.check_targets(np.array([0.5, 1.0]), 2, (10,))
+    assert loss.check_targets(np.array([[3], [4]]), 2, (10,)).tolist() == [3, 4]
