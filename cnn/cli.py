@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .callbacks import Callback
-from .chapter import LABELS, build_model
+from .chapter import LABELS
 from .data import (BUNDLED_DATA, find_mnist_file, load_mnist, one_hot, read_idx_images, read_idx_labels,
                    read_text)
 from .errors import CNNError
 from .io import load_model, read_png, write_png
 from .layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from .model import Sequential
 from .random import set_seed
 
 
@@ -35,19 +33,18 @@ class CommandError(CNNError):
 
 
 # ---------------------------------------------------------------- helpers
-def _architecture(name, optimizer):
-    if name == "chapter":
-        return build_model(optimizer)
-    model = Sequential([  # 'small': trains in seconds, for trying things out
-        Conv2D(8, 3, padding="same", activation="relu", input_shape=(28, 28, 1)),
-        MaxPooling2D(2),
-        Dropout(0.25),
-        Flatten(),
-        Dense(32, activation="relu"),
-        Dense(10, activation="softmax"),
-    ])
-    model.compile(loss="categorical_crossentropy", optimizer=optimizer, metrics=["acc"])
-    return model
+def _architecture(name, optimizer, input_shape=(28, 28, 1)):
+    from .architectures import ARCHITECTURES
+
+    build = ARCHITECTURES[name]
+    return build(input_shape=input_shape) if optimizer is None else build(input_shape=input_shape, optimizer=optimizer)
+
+
+def _targets(model, labels):
+    """Labels as the model's loss takes them: integers for a sparse loss, else one-hot rows."""
+    from .losses import SparseCategoricalCrossentropy
+
+    return labels.astype(np.int64) if isinstance(model.loss, SparseCategoricalCrossentropy) else one_hot(labels)
 
 
 def _matplotlib():
@@ -66,7 +63,9 @@ def plot_history(history, path):
     plt = _matplotlib()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = range(1, len(history["loss"]) + 1)
-    for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], "acc", "accuracy")):
+    metric = next((k for k in ("acc", "accuracy", "sparse_categorical_accuracy", "categorical_accuracy")
+                   if k in history), "acc")
+    for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], metric, "accuracy")):
         if key in history:
             ax.plot(epochs, history[key], marker="o", label="training")
         if "val_" + key in history:
@@ -129,10 +128,10 @@ def cmd_train(args):
     (x, labels), (xt, test_labels) = load_mnist(args.data, n_train=args.n_train, n_test=args.n_test)
     if len(x) < args.n_train:
         print(f"note: {args.data} holds {len(x)} training images, using all of them")
-    y, yt = one_hot(labels), one_hot(test_labels)
-    model = _architecture(args.arch, args.optimizer)
+    model = _architecture(args.arch, args.optimizer, x.shape[1:])
+    y, yt = _targets(model, labels), _targets(model, test_labels)
     print(f"training the {args.arch} model ({model.count_params():,} parameters) on {len(x):,} images, "
-          f"{args.epochs} epochs, batch {args.batch_size}, {args.optimizer}, seed {args.seed}")
+          f"{args.epochs} epochs, batch {args.batch_size}, {type(model.optimizer).__name__}, seed {args.seed}")
     bar = args.progress == "yes" or (args.progress == "auto" and sys.stderr.isatty())
     history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=1 if bar else 2,
                         validation_data=(xt, yt))
@@ -152,7 +151,9 @@ def cmd_train(args):
 def cmd_evaluate(args):
     model = load_model(args.model)
     _, (x, labels) = load_mnist(args.data, n_test=args.n_test)
-    loss, acc = model.evaluate(x, one_hot(labels), batch_size=500)[:2]
+    if not model.metrics:
+        raise CommandError(f"{args.model}: the model was saved without an accuracy metric")
+    loss, acc = model.evaluate(x, _targets(model, labels), batch_size=500)[:2]
     predicted = model.predict(x, batch_size=500).argmax(axis=1)
     counts = confusion_matrix(labels, predicted)
     print(f"{len(x):,} test images: loss = {loss:.4f} accuracy = {acc * 100:.2f}%")
@@ -390,12 +391,15 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a model and save it with its history and curves")
     data_option(p)
-    p.add_argument("--arch", choices=["chapter", "small"], default="chapter", help="architecture (default: chapter)")
+    p.add_argument("--arch", choices=["chapter", "lenet5", "small_vgg", "small"], default="chapter",
+                   help="architecture (default: chapter; see cnn/architectures.py)")
     p.add_argument("--n-train", type=int, default=1000, help="training images (default 1000)")
     p.add_argument("--n-test", type=int, default=100, help="validation images from the test file (default 100)")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", default="adadelta", choices=["adadelta", "adam", "rmsprop", "adagrad", "sgd"])
+    p.add_argument("--optimizer", default=None, choices=["adadelta", "adam", "adamw", "rmsprop", "adagrad", "sgd"],
+                   help="optimizer by Keras name (default: the architecture's own: adadelta for chapter and small, "
+                        "adam for lenet5 and small_vgg)")
     p.add_argument("--seed", type=int, default=2)
     p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
     p.add_argument("--progress", choices=["auto", "yes", "no"], default="auto",

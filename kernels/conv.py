@@ -37,6 +37,8 @@ whole activation.
 No path keeps its patch matrix or input tiles for the backward pass: they are
 rebuilt there from ``x``, which costs less than storing them.
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -59,30 +61,57 @@ WINOGRAD_MIN_IMAGES = 8
 PARTIAL_SUMS = 8  # parts of a weight gradient summed separately (and by up to 8 cores)
 
 
-def _geometry(x_shape, w_shape, strides, padding):
+class ConvGeometry(NamedTuple):
+    """Where a convolution's windows sit: kernel size, strides, the padding
+    before (top, left), the output size and the dilation. Its fields, in this
+    order, are the geometry arguments of :mod:`kernels.im2col`."""
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int
+    pl: int
+    oh: int
+    ow: int
+    dh: int = 1
+    dw: int = 1
+
+
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_forward` keeps for :func:`conv2d_backward`."""
+    x: np.ndarray
+    w: np.ndarray
+    has_bias: bool
+    geometry: ConvGeometry
+    algorithm: str
+    relu_passes: object  # None, or nonzero where a fused ReLU passed (a bool mask, or the output)
+
+
+def _geometry(x_shape, w_shape, strides, padding, dilation=(1, 1)):
     _, h, wd, cin = x_shape
     kh, kw, kcin, _ = w_shape
     if kcin != cin:
         raise ValueError(f"input has {cin} channels but the kernel expects {kcin}")
     sh, sw = strides
-    oh, pt, _ = window_geometry(h, kh, sh, padding)
-    ow, pl, _ = window_geometry(wd, kw, sw, padding)
-    return (kh, kw, sh, sw, pt, pl, oh, ow)
+    dh, dw = dilation
+    oh, pt, _ = window_geometry(h, (kh - 1) * dh + 1, sh, padding)  # a dilated kernel spans more
+    ow, pl, _ = window_geometry(wd, (kw - 1) * dw + 1, sw, padding)
+    return ConvGeometry(kh, kw, sh, sw, pt, pl, oh, ow, dh, dw)
 
 
-def winograd_applies(w_shape, strides):
+def winograd_applies(w_shape, strides, dilation=(1, 1)):
     """Whether :mod:`kernels.winograd` can compute this convolution."""
-    return tuple(w_shape[:2]) == (3, 3) and tuple(strides) == (1, 1)
+    return tuple(w_shape[:2]) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
 
 
-def _algorithm(impl, w_shape, strides, n):
+def _algorithm(impl, w_shape, strides, n, dilation=(1, 1)):
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "numba":
         pays = w_shape[2] >= WINOGRAD_MIN_CHANNELS and n >= WINOGRAD_MIN_IMAGES
-        return "winograd" if pays and winograd_applies(w_shape, strides) else "im2col"
-    if impl == "winograd" and not winograd_applies(w_shape, strides):
-        raise ValueError("impl='winograd' needs a 3x3 kernel and stride 1")
+        return "winograd" if pays and winograd_applies(w_shape, strides, dilation) else "im2col"
+    if impl == "winograd" and not winograd_applies(w_shape, strides, dilation):
+        raise ValueError("impl='winograd' needs a 3x3 kernel, stride 1 and no dilation")
     return impl
 
 
@@ -93,8 +122,9 @@ def _chunks(n, bytes_per_image):
     return image_chunks(n, step), step
 
 
-def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=False, relu_mask=True):
-    """Convolve ``x`` with ``w``, add ``b`` and, if ``relu``, apply ReLU.
+def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=False, relu_mask=True,
+                   dilation=(1, 1)):
+    """Convolve ``x`` with ``w`` (dilated by ``dilation``), add ``b`` and, if ``relu``, apply ReLU.
 
     ``relu_mask`` (training) keeps ReLU's mask for the backward pass, one byte
     a value; without it (inference) the cache refers to the output itself,
@@ -110,9 +140,9 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
         one byte a value, so the output itself can be freed once the next
         layer has read it).
     """
-    geometry = _geometry(x.shape, w.shape, strides, padding)
-    algorithm = _algorithm(impl, w.shape, strides, x.shape[0])
-    kh, kw, _, _, pt, pl, oh, ow = geometry
+    geometry = _geometry(x.shape, w.shape, strides, padding, dilation)
+    algorithm = _algorithm(impl, w.shape, strides, x.shape[0], dilation)
+    oh, ow = geometry.oh, geometry.ow
     n, cout = x.shape[0], w.shape[3]
     if algorithm == "numpy":
         out = (im2col_numpy(x, *geometry) @ w.reshape(-1, cout)).reshape(n, oh, ow, cout)
@@ -130,14 +160,14 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
         forward(x, w, bias, relu, mask, geometry, out)
     # what ReLU's gradient reads: nonzero where it passes (the mask, or the output)
     passes = (mask if mask is not None else out) if relu else None
-    cache = (x, w, b is not None, geometry, algorithm, passes)
+    cache = ConvCache(x, w, b is not None, geometry, algorithm, passes)
     return out, cache
 
 
 def _im2col_forward(x, w, bias, relu, mask, geometry, out):
     """out = conv(x, w) + bias, then ReLU if asked, with its mask written into
     ``mask`` when one is given."""
-    kh, kw, _, _, _, _, oh, ow = geometry
+    oh, ow = geometry.oh, geometry.ow
     cout = w.shape[3]
     w2 = w.reshape(-1, cout)  # (kh*kw*cin, cout): rows in the patches' order, no transpose
     out2 = out.reshape(-1, cout)
@@ -191,7 +221,7 @@ def _winograd_pass(x, u, bias, relu, mask, pad_top, pad_left, out):
 
 
 def _winograd_forward(x, w, bias, relu, mask, geometry, out):
-    pt, pl = geometry[4:6]
+    pt, pl = geometry.pt, geometry.pl
     f = winograd.TRANSFORMS[WINOGRAD_TILE]
     _winograd_pass(x, winograd.kernel_transform(w, f), bias, relu, mask, pt, pl, out)
 
@@ -283,7 +313,7 @@ class _Im2colGradients:
     dx = col2im(dout @ W^T)."""
 
     def __init__(self, x, w, geometry, need_dx):
-        kh, kw, _, _, _, _, self.oh, self.ow = geometry
+        self.oh, self.ow = geometry.oh, geometry.ow
         self.geometry, self.need_dx = geometry, need_dx
         self.w2 = w.reshape(-1, w.shape[3])
         self.part_shape = self.w2.shape
@@ -316,7 +346,7 @@ class _WinogradGradients:
 
     def __init__(self, x, w, geometry, need_dx):
         _, self.h, self.w, cin = x.shape
-        pt, pl, oh, ow = geometry[4:]
+        pt, pl, oh, ow = geometry.pt, geometry.pl, geometry.oh, geometry.ow
         cout = w.shape[3]
         self.f = f = winograd.TRANSFORMS[WINOGRAD_TILE]
         self.bt, self.at = f.BT.astype(x.dtype), f.AT.astype(x.dtype)

@@ -137,7 +137,7 @@ def test_gradcheck_table():
     (["nonsense"], 2, "invalid choice"),
     ([], 2, "required"),
     (["train", "--epochs", "0"], 2, "--epochs must be >= 1"),
-    (["train", "--optimizer", "adamw"], 2, "invalid choice"),
+    (["train", "--optimizer", "nadam"], 2, "invalid choice"),
     (["train", "--data", "/nonexistent"], 1, "error: /nonexistent: no such directory"),
     (["evaluate", "missing.npz"], 1, "error: missing.npz: no such file"),
     (["predict", "missing.npz", "x.png"], 1, "error: missing.npz: no such file"),

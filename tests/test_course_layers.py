@@ -224,9 +224,50 @@ def test_keras_defaults_of_the_activation_layers():
     assert cnn.activations.get("leaky_relu").forward(np.array([-1.0]))[0] == -0.2
 
 
+dilated_cases = st.fixed_dictionaries({
+    "n": st.integers(1, 2), "h": st.integers(3, 10), "w": st.integers(3, 10), "cin": st.sampled_from([1, 3]),
+    "cout": st.integers(1, 3), "kh": st.integers(1, 3), "kw": st.integers(1, 3), "dh": st.integers(1, 3),
+    "dw": st.integers(1, 3), "padding": st.sampled_from(["valid", "same"]), "impl": st.sampled_from(["numba", "numpy"]),
+})
+
+
+@settings(max_examples=30)
+@given(case=dilated_cases, seed=st.integers(0, 2**16))
+def test_dilated_conv2d_against_finite_differences_and_keras(keras, case, seed):
+    span_h, span_w = (case["kh"] - 1) * case["dh"] + 1, (case["kw"] - 1) * case["dw"] + 1
+    if case["padding"] == "valid" and (case["h"] < span_h or case["w"] < span_w):
+        case = {**case, "padding": "same"}
+    x = np.random.default_rng(seed).standard_normal((case["n"], case["h"], case["w"], case["cin"])).astype(np.float32)
+    kwargs = dict(kernel_size=(case["kh"], case["kw"]), dilation_rate=(case["dh"], case["dw"]), padding=case["padding"])
+    helper_test_layer(Conv2D(case["cout"], impl=case["impl"], **kwargs), keras.layers.Conv2D(case["cout"], **kwargs), x,
+                      reduction=case["kh"] * case["kw"] * case["cin"], seed=seed)
+
+
+@settings(max_examples=30)
+@given(case=dilated_cases, seed=st.integers(0, 2**16))
+def test_dilated_im2col_kernels_match_their_numpy_twins(case, seed):
+    from kernels.conv import _geometry
+    from kernels.im2col import col2im_numba, col2im_numpy, im2col_numba, im2col_numpy
+
+    x = np.random.default_rng(seed).standard_normal((case["n"], case["h"], case["w"], case["cin"]))
+    try:
+        geometry = _geometry(x.shape, (case["kh"], case["kw"], case["cin"], 1), (1, 1), case["padding"],
+                             (case["dh"], case["dw"]))
+    except ValueError:  # 'valid' with a span wider than the image
+        return
+    cols = im2col_numba(x, *geometry)
+    np.testing.assert_array_equal(cols, im2col_numpy(x, *geometry))
+    c = np.random.default_rng(seed + 1).standard_normal(cols.shape)
+    back = col2im_numba(c, x.shape, *geometry)
+    np.testing.assert_allclose(back, col2im_numpy(c, x.shape, *geometry), rtol=1e-12, atol=1e-12)
+    assert np.vdot(cols, c) == pytest.approx(np.vdot(x, back), rel=1e-10, abs=1e-10)  # the adjoint
+
+
 def test_unsupported_keras_arguments_are_refused_by_name():
-    with pytest.raises(InputError, match="dilation_rate"):
-        Conv2D(4, 3, dilation_rate=2)
+    with pytest.raises(InputError, match="dilation"):
+        Conv2D(4, 3, strides=2, dilation_rate=2)
+    with pytest.raises(InputError, match="no dilation"):
+        Conv2D(4, 3, dilation_rate=2, impl="winograd")
     with pytest.raises(InputError, match="groups=2"):
         Conv2D(4, 3, groups=2)
     with pytest.raises(InputError, match="kernel_constraint"):

@@ -309,7 +309,8 @@ def test_winograd_numpy_twin_agrees_with_im2col(rng, padding):
     x = rng.standard_normal((3, 7, 8, 2))
     k = rng.standard_normal((3, 3, 2, 5))
     ref, cache = conv2d_forward(x, k, None, (1, 1), padding, impl="numpy")
-    pt, pl, oh, ow = cache[3][4:]
+    g = cache.geometry
+    pt, pl, oh, ow = g.pt, g.pl, g.oh, g.ow
     np.testing.assert_allclose(winograd.winograd_forward_numpy(x, k, pt, pl, oh, ow), ref, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(ref.shape)
     _, dw, _ = conv2d_backward(dout, cache)
@@ -320,7 +321,7 @@ def test_winograd_runs_only_where_it_applies(rng):
     def algorithm(cin, kernel, strides, impl="numba", n=8):
         x = rng.standard_normal((n, 6, 6, cin)).astype(np.float32)
         w = np.ones((*kernel, cin, 2), np.float32)
-        return conv2d_forward(x, w, None, strides, "same", impl=impl)[1][4]
+        return conv2d_forward(x, w, None, strides, "same", impl=impl)[1].algorithm
 
     assert algorithm(32, (3, 3), (1, 1)) == "winograd"  # the chapter's second layer
     assert algorithm(1, (3, 3), (1, 1)) == "im2col"  # its first: too few channels to pay
@@ -330,7 +331,7 @@ def test_winograd_runs_only_where_it_applies(rng):
     assert algorithm(1, (3, 3), (1, 1), impl="winograd") == "winograd"
     assert algorithm(32, (3, 3), (1, 1), impl="im2col") == "im2col"
     x = rng.standard_normal((1, 6, 6, 1)).astype(np.float32)
-    with pytest.raises(ValueError, match="3x3 kernel and stride 1"):
+    with pytest.raises(ValueError, match="3x3 kernel, stride 1"):
         conv2d_forward(x, np.ones((5, 5, 1, 1), np.float32), None, (1, 1), "same", impl="winograd")
     with pytest.raises(ValueError, match="impl must be one of"):
         conv2d_forward(x, np.ones((3, 3, 1, 1), np.float32), None, (1, 1), "same", impl="fft")
@@ -345,7 +346,7 @@ def test_winograd_in_many_chunks_and_both_tile_sizes(monkeypatch, rng, tile, pad
     w = rng.standard_normal((3, 3, 20, 6))
     b = rng.standard_normal(6)
     out, cache = conv2d_forward(x, w, b, (1, 1), padding, relu=True)
-    assert cache[4] == "winograd"
+    assert cache.algorithm == "winograd"
     ref, ref_cache = conv2d_forward(x, w, b, (1, 1), padding, impl="numpy", relu=True)
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-11)
     dout = rng.standard_normal(out.shape)

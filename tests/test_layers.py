@@ -64,7 +64,7 @@ def test_winograd_conv2d_against_finite_differences_and_keras(keras, case, seed)
 def test_conv2d_impl_is_checked_when_the_layer_is_made():
     with pytest.raises(InputError, match="impl must be one of"):
         Conv2D(4, 3, impl="fft")
-    with pytest.raises(InputError, match="winograd.*3x3 kernel and stride 1"):
+    with pytest.raises(InputError, match="winograd.*3x3 kernel, stride 1"):
         Conv2D(4, 3, strides=2, impl="winograd")
 
 

@@ -20,7 +20,8 @@ class Conv2D(WithActivation):
         'valid' is no padding; 'same' gives ceil(size / stride) outputs, the
         odd extra row/column of zeros at the bottom/right.
     dilation_rate : int or (int, int)
-        Only 1 (no dilation) is supported; anything else is refused.
+        Spacing of the kernel's taps: a 3x3 kernel with rate 2 spans 5x5.
+        As in Keras, a rate above 1 cannot go with a stride above 1.
     activation : str, None or a function of :mod:`cnn.activations`
     use_bias : bool
     kernel_initializer, bias_initializer : Keras initializer names or objects
@@ -49,8 +50,9 @@ class Conv2D(WithActivation):
         self.strides = pair(strides, "strides")
         self.padding = padding_mode(padding)
         self.dilation_rate = pair(dilation_rate, "dilation_rate")
-        if self.dilation_rate != (1, 1):
-            raise InputError(f"Conv2D: dilation_rate={dilation_rate!r} is not supported by this engine (only 1)")
+        if self.dilation_rate != (1, 1) and self.strides != (1, 1):
+            raise InputError(f"Conv2D: strides={strides!r} with dilation_rate={dilation_rate!r}: "
+                             "a stride above 1 cannot go with a dilation above 1 (as in Keras)")
         self._set_activation(activation)
         self.use_bias = bool(use_bias)
         initializers.get(kernel_initializer), initializers.get(bias_initializer)  # checked now, not at build
@@ -59,13 +61,13 @@ class Conv2D(WithActivation):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         if impl not in CONV_IMPLS:
             raise InputError(f"impl must be one of {CONV_IMPLS}, got {impl!r}")
-        if impl == "winograd" and not winograd_applies(self.kernel_size, self.strides):
-            raise InputError("impl='winograd' needs a 3x3 kernel and stride 1, "
-                             f"got kernel {self.kernel_size} and strides {self.strides}")
+        if impl == "winograd" and not winograd_applies(self.kernel_size, self.strides, self.dilation_rate):
+            raise InputError("impl='winograd' needs a 3x3 kernel, stride 1 and no dilation, "
+                             f"got kernel {self.kernel_size}, strides {self.strides}, dilation {self.dilation_rate}")
         self.impl = impl
 
     def compute_output_shape(self, input_shape):
-        return (*sliding_output(self, input_shape, self.kernel_size), self.filters)
+        return (*sliding_output(self, input_shape, self.kernel_size, self.dilation_rate), self.filters)
 
     def param_shapes(self, input_shape):
         shapes = {"kernel": (*self.kernel_size, input_shape[2], self.filters)}
@@ -88,7 +90,8 @@ class Conv2D(WithActivation):
         fused_relu = self.activation == "relu"
         z, self._cache = conv2d_forward(x, self.params["kernel"], self.params.get("bias"),
                                         self.strides, self.padding, self.impl, relu=fused_relu,
-                                        relu_mask=training)  # a byte mask pays off only in training
+                                        relu_mask=training,  # a byte mask pays off only in training
+                                        dilation=self.dilation_rate)
         if fused_relu:
             self.logits, self._out = None, None  # the kernel's cache keeps ReLU's mask
             return z
