@@ -347,34 +347,95 @@ def cmd_visualize(args):
         print(f"wrote {path}")
 
 
-def cmd_gradcheck(args):
-    from .gradcheck import check_layer
+def gradcheck_cases():
+    """(name, layer, sample shape, training) for every layer, activation and
+    Conv2D algorithm the engine has: what ``cnn gradcheck`` checks."""
+    from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, GlobalAveragePooling2D,
+                         GlobalMaxPooling2D, LeakyReLU, ReLU, Reshape, Softmax, ZeroPadding2D)
 
     cases = [
-        ("Conv2D 3x3 'same' stride 1", Conv2D(4, 3, padding="same"), (7, 7, 2)),
-        ("Conv2D 3x3 'same' stride 2", Conv2D(3, 3, strides=2, padding="same"), (7, 6, 2)),
-        ("Conv2D 2x3 'valid' stride (2, 1)", Conv2D(3, (2, 3), strides=(2, 1)), (6, 7, 3)),
-        ("Conv2D 3x3 no bias", Conv2D(2, 3, use_bias=False), (5, 5, 1)),
-        ("MaxPooling2D 2x2", MaxPooling2D(2), (6, 6, 3)),
-        ("MaxPooling2D 3x3 stride 2 'same'", MaxPooling2D(3, strides=2, padding="same"), (7, 7, 2)),
-        ("Dense linear", Dense(5), (12,)),
-        ("Dense softmax", Dense(4, activation="softmax"), (6,)),
-        ("Flatten", Flatten(), (3, 4, 2)),
-        ("Dropout 0.5 (training)", Dropout(0.5), (20,)),
+        ("Conv2D 3x3 'same' [im2col]", Conv2D(4, 3, padding="same", impl="im2col"), (7, 7, 2), False),
+        ("Conv2D 3x3 'same' [winograd]", Conv2D(4, 3, padding="same", impl="winograd"), (7, 7, 2), False),
+        ("Conv2D 3x3 'same' [numpy]", Conv2D(4, 3, padding="same", impl="numpy"), (7, 7, 2), False),
+        ("Conv2D 3x3 relu [winograd]", Conv2D(4, 3, padding="same", activation="relu", impl="winograd",
+                                              bias_initializer="ones"), (6, 6, 2), False),
+        ("Conv2D 3x3 stride 2 'same'", Conv2D(3, 3, strides=2, padding="same"), (7, 6, 2), False),
+        ("Conv2D 2x3 'valid' stride (2, 1)", Conv2D(3, (2, 3), strides=(2, 1)), (6, 7, 3), False),
+        ("Conv2D 3x3 dilation 2", Conv2D(3, 3, dilation_rate=2, padding="same"), (7, 7, 2), False),
+        ("Conv2D 5x5 tanh, no bias", Conv2D(2, 5, activation="tanh", use_bias=False), (7, 7, 1), False),
+        ("MaxPooling2D 2x2", MaxPooling2D(2), (6, 6, 3), False),
+        ("MaxPooling2D 3x3 stride 2 'same'", MaxPooling2D(3, strides=2, padding="same"), (7, 7, 2), False),
+        ("AveragePooling2D 2x2", AveragePooling2D(2), (6, 6, 3), False),
+        ("AveragePooling2D 3x3 stride 2 'same'", AveragePooling2D(3, strides=2, padding="same"), (7, 7, 2), False),
+        ("GlobalAveragePooling2D", GlobalAveragePooling2D(), (4, 5, 3), False),
+        ("GlobalMaxPooling2D", GlobalMaxPooling2D(), (4, 5, 3), False),
+        ("BatchNormalization (training)", BatchNormalization(), (3, 3, 4), True),
+        ("BatchNormalization (inference)", BatchNormalization(), (3, 3, 4), False),
+        ("Dropout 0.5 (training)", Dropout(0.5), (20,), True),
+        ("Flatten", Flatten(), (3, 4, 2), False),
+        ("Reshape", Reshape((6, 4)), (3, 4, 2), False),
+        ("ZeroPadding2D ((1, 0), (2, 1))", ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2), False),
+        ("ReLU max_value 2, slope 0.1", ReLU(max_value=2.0, negative_slope=0.1), (12,), False),
+        ("LeakyReLU", LeakyReLU(), (12,), False),
+        ("ELU", ELU(), (12,), False),
+        ("Softmax", Softmax(), (12,), False),
     ]
+    for name in ("linear", "relu", "tanh", "sigmoid", "elu", "leaky_relu", "softplus", "gelu", "swish", "softmax"):
+        cases.append((f"Dense, activation {name}", Dense(5, activation=name), (6,), False))
+    return cases
+
+
+def gradcheck_losses():
+    """(name, loss, from_logits for check_loss, label kind) for every loss."""
+    from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError, SparseCategoricalCrossentropy
+
+    return [
+        ("categorical_crossentropy", CategoricalCrossentropy(), False, "onehot"),
+        ("categorical_crossentropy (from logits)", CategoricalCrossentropy(), True, "onehot"),
+        ("sparse_categorical_crossentropy", SparseCategoricalCrossentropy(), False, "sparse"),
+        ("sparse_categorical_crossentropy (from logits)", SparseCategoricalCrossentropy(), True, "sparse"),
+        ("binary_crossentropy", BinaryCrossentropy(), False, "binary"),
+        ("binary_crossentropy (from logits)", BinaryCrossentropy(), True, "binary"),
+        ("mean_squared_error", MeanSquaredError(), False, "onehot"),
+    ]
+
+
+def cmd_gradcheck(args):
+    from .gradcheck import check_gradients, check_layer
+
     rng = np.random.default_rng(args.seed)
-    print(f"{'layer':36s} {'d/dinput':>10s} {'d/dkernel':>10s} {'d/dbias':>10s}")
-    worst = 0.0
-    for name, layer, shape in cases:
-        x = rng.permutation(2 * int(np.prod(shape))).reshape(2, *shape) / 7.0 - 3  # distinct: no pooling ties
-        errors = check_layer(layer, x, training=isinstance(layer, Dropout), seed=args.seed)
-        worst = max(worst, *errors.values())
-        cells = [f"{errors[k]:10.1e}" if k in errors else f"{'-':>10s}" for k in ("input", "kernel", "bias")]
-        print(f"{name:36s} {' '.join(cells)}")
-    ok = worst < args.tolerance
-    print(f"largest relative error {worst:.1e}: {'all below' if ok else 'ABOVE'} {args.tolerance:g} "
-          "(central differences, float64)")
-    return 0 if ok else 1
+    print(f"{'case':46s} {'entries':>7s} {'max |a-n|':>10s} {'rel. error':>10s}  tolerance (each entry)")
+    failed = 0
+
+    def row(name, report):
+        nonlocal failed
+        checks = report.arrays.values()
+        entries = sum(c.checked for c in checks)
+        worst = max((c.max_abs_error for c in checks), default=0.0)
+        rel = max(report.values(), default=0.0)
+        ok = report.passed and rel < args.tolerance
+        failed += not ok
+        print(f"{name:46s} {entries:7d} {worst:10.1e} {rel:10.1e}  "
+              f"{report.atol:g} + {report.rtol:g} * |numeric|{'' if ok else '  FAILED'}")
+
+    for name, layer, shape, training in gradcheck_cases():
+        n = int(np.prod(shape))
+        # distinct values (no pooling ties), none on ReLU's kink at 0
+        x = rng.permutation(8 * n).reshape(8, *shape) / (8 * n) * 6 - 3 + 1e-3
+        row(name, check_layer(layer, x, training=training, seed=args.seed, raise_on_failure=False))
+    for name, loss, logits, kind in gradcheck_losses():
+        k = rng.integers(0, 5, 6)
+        y = {"onehot": np.eye(5)[k], "sparse": k, "binary": rng.integers(0, 2, (6, 5)).astype(float)}[kind]
+        pred = rng.standard_normal((6, 5)) if logits else rng.uniform(0.05, 0.95, (6, 5))
+        if not logits and kind != "binary":
+            pred = pred / pred.sum(axis=1, keepdims=True)
+        forward = loss.forward_from_logits if logits else loss.forward
+        backward = loss.backward_from_logits if logits else loss.backward
+        row(name, check_gradients(lambda p: forward(p, y), pred, backward=lambda d: (backward() * float(d),),
+                                  names=["predictions"], raise_on_failure=False))
+    print(f"{'all' if not failed else failed} {'passed' if not failed else 'FAILED'}: central differences in float64, "
+          f"eps 1e-6; each entry within the tolerance shown, and every norm-wise relative error below {args.tolerance:g}")
+    return 0 if not failed else 1
 
 
 # ---------------------------------------------------------------- parser

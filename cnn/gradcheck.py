@@ -1,25 +1,102 @@
-"""Gradient checks by central finite differences, in float64.
+"""Gradient checks by central finite differences, for anyone's code.
 
-For a layer we pick a random upstream gradient ``dout`` and the scalar
-``f = sum(layer.forward(x) * dout)``; then ``df/dx`` and ``df/dparam`` are
-exactly what ``layer.backward(dout)`` returns, and each entry can be estimated
-by ``(f(v + eps) - f(v - eps)) / (2 eps)``. In float64 with eps = 1e-6 a
-correct backward pass agrees to about 1e-8 relative error; a wrong one is off
-by far more than 1e-5.
+The idea, for a function ``out = f(*arrays)`` with a backward pass: pick a
+random upstream gradient ``dout`` and the scalar ``s = sum(f(*arrays) * dout)``.
+Then ``ds/darray`` is exactly the vector-Jacobian product the backward pass
+returns for ``dout``, and each of its entries can be estimated by
+``(s(v + eps) - s(v - eps)) / (2 eps)``. In float64 with eps = 1e-6 a correct
+backward pass agrees to about 1e-9; a wrong one is off by far more.
 
-Caveats: ReLU at 0 and max-pool ties are kinks where the finite difference
-means nothing; test them with inputs away from 0 and without ties.
+Three levels, each on top of the one before:
+
+* :func:`check_gradients`: any function of NumPy arrays with a backward
+  (``backward(dout) -> grads``, or a CS231n pair ``forward(*arrays) -> (out,
+  cache)`` / ``backward(dout, cache) -> grads``);
+* :func:`check_layer`: any layer (the engine's or yours), its input and every
+  trainable weight, in inference or training mode (random masks held fixed),
+  on every algorithm the layer may pick;
+* :func:`check_model`: a whole compiled Sequential, the loss's gradient with
+  respect to every trainable weight.
+
+Each entry passes when ``|analytic - numeric| <= atol + rtol * |numeric|``
+(``torch.autograd.gradcheck``'s rule, with its defaults). On failure a
+:class:`GradientCheckError` lists the worst entries (index, analytic,
+numeric, relative error) and a diagnosis: float32 arithmetic, a kink or tie
+within eps of the point (ReLU at 0, a max-pool tie), or a function that is not
+deterministic. The report returned on success is a dict ``name -> norm-wise
+relative error`` (``||a - n|| / (||a|| + ||n||)``) with the details in
+``report.arrays``.
 
 >>> from cnn.layers import Conv2D
->>> errors = check_layer(Conv2D(4, 3, padding='same'), input_shape=(5, 5, 2))
->>> max(errors.values()) < 1e-6
+>>> report = check_layer(Conv2D(4, 3, padding='same'), input_shape=(5, 5, 2))
+>>> report.passed
 True
 """
+import contextlib
 import copy
+import inspect
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import CNNError, InputError
+
 DEFAULT_EPS = 1e-6
+DEFAULT_ATOL = 1e-5  # torch.autograd.gradcheck's defaults
+DEFAULT_RTOL = 1e-3
+ALL_ENTRIES_UP_TO = 1000  # arrays this small are checked entry by entry; larger ones are sampled
+SAMPLED_ENTRIES = 300
+
+
+class GradientCheckError(CNNError, AssertionError):
+    """An analytic gradient disagrees with the finite differences (the
+    message shows the worst entries and what may explain them)."""
+
+    def __init__(self, message, report):
+        super().__init__(message)
+        self.report = report
+
+
+class LowPrecisionWarning(UserWarning):
+    """A gradient check ran in float32, where central differences carry ~1e-3 noise."""
+
+
+@dataclass
+class ArrayCheck:
+    """The comparison for one array: which entries, how far apart, the worst ones."""
+    name: str
+    shape: tuple
+    checked: int
+    max_abs_error: float
+    max_rel_error: float
+    norm_rel_error: float
+    failures: int
+    worst: list = field(default_factory=list)  # (index, analytic, numeric, relative error)
+
+    @property
+    def passed(self):
+        return self.failures == 0
+
+
+class GradcheckReport(dict):
+    """name -> norm-wise relative error, with ``arrays`` (name -> ArrayCheck),
+    ``passed``, ``diagnosis`` and the tolerances used."""
+
+    def __init__(self, arrays, atol, rtol, eps, diagnosis):
+        super().__init__({name: a.norm_rel_error for name, a in arrays.items()})
+        self.arrays, self.atol, self.rtol, self.eps, self.diagnosis = arrays, atol, rtol, eps, diagnosis
+
+    @property
+    def passed(self):
+        return all(a.passed for a in self.arrays.values())
+
+    def __str__(self):
+        lines = [f"{'array':24s} {'entries':>8s} {'max abs err':>12s} {'max rel err':>12s} {'failed':>7s}"]
+        for a in self.arrays.values():
+            lines.append(f"{a.name:24s} {a.checked:8d} {a.max_abs_error:12.2e} {a.max_rel_error:12.2e} {a.failures:7d}")
+        lines.append(f"tolerance: |analytic - numeric| <= {self.atol:g} + {self.rtol:g} * |numeric|, eps {self.eps:g}")
+        return "\n".join(lines)
 
 
 def relative_error(analytic, numeric):
@@ -33,13 +110,9 @@ def relative_error(analytic, numeric):
 def numerical_gradient(f, array, eps=DEFAULT_EPS, indices=None):
     """Central differences of the scalar function ``f()`` with respect to ``array``.
 
-    ``array`` is perturbed in place, one entry at a time, and restored.
-
-    Parameters
-    ----------
-    f : callable with no arguments, returning a float
-    array : float64 ndarray that ``f`` reads
-    indices : sequence of flat indices to check (default: all)
+    ``array`` is perturbed in place, one entry at a time, and restored; ``f``
+    reads it. (:func:`check_gradients` wraps this so that ``f`` can simply
+    take the arrays as arguments.)
 
     Returns
     -------
@@ -59,69 +132,330 @@ def numerical_gradient(f, array, eps=DEFAULT_EPS, indices=None):
 
 
 def _sample(size, max_checks, rng):
-    if max_checks is None or size <= max_checks:
+    if max_checks is None:
+        max_checks = size if size <= ALL_ENTRIES_UP_TO else SAMPLED_ENTRIES
+    if size <= max_checks:
         return np.arange(size)
     return np.sort(rng.choice(size, max_checks, replace=False))
 
 
-def check_layer(layer, x=None, input_shape=None, training=False, eps=DEFAULT_EPS,
-                max_checks=None, seed=0):
-    """Check a layer's backward pass against central differences.
+def _compare(name, analytic, numeric, indices, atol, rtol, shape):
+    a = np.asarray(analytic, dtype=np.float64).reshape(-1)[indices]
+    n = numeric.reshape(-1)[indices]
+    diff = np.abs(a - n)
+    bad = diff > atol + rtol * np.abs(n)
+    rel = diff / np.maximum(np.maximum(np.abs(a), np.abs(n)), 1e-300)
+    rel[diff == 0] = 0.0
+    order = np.argsort(-(diff - (atol + rtol * np.abs(n))))[:5]
+    worst = [(tuple(int(v) for v in np.unravel_index(indices[k], shape)), float(a[k]), float(n[k]), float(rel[k]))
+             for k in order]
+    return ArrayCheck(name, tuple(shape), len(indices), float(diff.max(initial=0.0)), float(rel.max(initial=0.0)),
+                      relative_error(a, n), int(bad.sum()), worst)
+
+
+def _diagnose(scalar, arrays, checks, eps, low_precision, deterministic):
+    """Short reasons a failing check may not mean a wrong backward pass."""
+    notes = []
+    if low_precision:
+        notes.append("float32 arithmetic: central differences carry ~1e-3 relative noise there; check in float64 "
+                     "(cnn.set_floatx('float64') before building, or float64 arrays)")
+    if not deterministic:
+        notes.append("the function is not deterministic: two calls at the same point differ (random draws such as "
+                     "dropout masks must be held fixed between calls)")
+    for name, check in checks.items():
+        if check.passed or name not in arrays:
+            continue
+        array = arrays[name]
+        flat = array.reshape(-1)
+        for index, *_ in check.worst[:3]:
+            i = int(np.ravel_multi_index(index, array.shape))
+            original = flat[i]
+            base = scalar()
+            flat[i] = original + eps
+            up = scalar()
+            flat[i] = original - eps
+            down = scalar()
+            flat[i] = original
+            right, left = (up - base) / eps, (base - down) / eps
+            if abs(right - left) > 1e-3 * max(abs(right), abs(left), 1e-8) + 1e-6:
+                notes.append(f"{name}{list(index)}: the slope is {left:.4g} just below and {right:.4g} just above: "
+                             "a kink or a tie within eps of the point (ReLU at 0, a max-pool tie, |x| at 0); "
+                             "move the input away from it")
+                break
+    return notes
+
+
+def check_gradients(f, *arrays, backward=None, names=None, eps=DEFAULT_EPS, atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL,
+                    max_checks=None, seed=0, raise_on_failure=True):
+    """Compare a function's backward pass with central differences, entry by entry.
+
+    Parameters
+    ----------
+    f : callable, ``f(*arrays) -> out`` (an array or a number)
+    *arrays : the NumPy arrays ``f`` takes (float64 for a meaningful check)
+    backward : callable
+        ``backward(dout) -> grads`` (one gradient per array, None for an array
+        not to check), called after ``f`` at the unperturbed point; or, CS231n
+        style, ``backward(dout, cache) -> grads`` when ``f`` returns
+        ``(out, cache)``.
+    names : names of the arrays in the report (default 'arg0', 'arg1', ...)
+    eps, atol, rtol : the step and the tolerances (torch.autograd.gradcheck's)
+    max_checks : entries checked per array; default every entry up to 1,000,
+        else 300 drawn at random
+    seed : for ``dout`` and the sampled entries
+    raise_on_failure : raise :class:`GradientCheckError` on a failed entry
+
+    Returns
+    -------
+    GradcheckReport : name -> norm-wise relative error, with the details
+    """
+    if backward is None:
+        raise InputError("check_gradients needs backward=: backward(dout) -> grads, or backward(dout, cache)")
+    if not arrays:
+        raise InputError("check_gradients needs at least one array")
+    names = list(names) if names is not None else [f"arg{i}" for i in range(len(arrays))]
+    if len(names) != len(arrays):
+        raise InputError(f"{len(names)} names for {len(arrays)} arrays")
+    for name, a in zip(names, arrays):
+        if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.floating):
+            raise InputError(f"{name}: check_gradients takes float NumPy arrays, got "
+                             f"{type(a).__name__ if not isinstance(a, np.ndarray) else a.dtype}")
+    try:
+        cache_style = len(inspect.signature(backward).parameters) >= 2
+    except (TypeError, ValueError):
+        cache_style = False
+    low_precision = any(a.dtype != np.float64 for a in arrays)
+    if low_precision:
+        warnings.warn("gradient check in float32: expect ~1e-3 noise in the finite differences; use float64",
+                      LowPrecisionWarning, stacklevel=2)
+    rng = np.random.default_rng(seed)
+
+    def output():
+        result = f(*arrays)
+        return result[0] if cache_style else result
+
+    first = f(*arrays)
+    out, cache = (first if cache_style else (first, None))
+    out = np.asarray(out)
+    dout = rng.standard_normal(out.shape)
+
+    def scalar():
+        return float(np.sum(np.asarray(output(), dtype=np.float64) * dout))
+
+    grads = backward(dout.astype(out.dtype if np.issubdtype(out.dtype, np.floating) else np.float64), cache) \
+        if cache_style else backward(dout.astype(out.dtype if np.issubdtype(out.dtype, np.floating) else np.float64))
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    if len(grads) != len(arrays):
+        raise InputError(f"backward returned {len(grads)} gradients for {len(arrays)} arrays")
+    deterministic = scalar() == scalar()
+    checks, by_name = {}, {}
+    for name, array, grad in zip(names, arrays, grads):
+        if grad is None:
+            continue
+        grad = np.asarray(grad)
+        if grad.shape != array.shape:
+            raise InputError(f"{name}: backward's gradient has shape {grad.shape}, the array {array.shape}")
+        grad = grad.copy()  # backward's buffers may be reused by the next call
+        indices = _sample(array.size, max_checks, rng)
+        numeric = numerical_gradient(scalar, array, eps, indices)
+        checks[name] = _compare(name, grad, numeric, indices, atol, rtol, array.shape)
+        by_name[name] = array
+    notes = [] if all(c.passed for c in checks.values()) else _diagnose(scalar, by_name, checks, eps, low_precision,
+                                                                        deterministic)
+    report = GradcheckReport(checks, atol, rtol, eps, notes)
+    if raise_on_failure and not report.passed:
+        raise GradientCheckError(_failure_message(report), report)
+    return report
+
+
+def _failure_message(report):
+    lines = ["gradient check failed:"]
+    for check in report.arrays.values():
+        if check.passed:
+            continue
+        lines.append(f"  {check.name}: {check.failures} of {check.checked} entries outside "
+                     f"{report.atol:g} + {report.rtol:g} * |numeric|; worst:")
+        lines.append(f"    {'index':18s} {'analytic':>13s} {'numeric':>13s} {'rel. error':>11s}")
+        for index, a, n, rel in check.worst:
+            lines.append(f"    {str(list(index)):18s} {a:13.6g} {n:13.6g} {rel:11.2e}")
+    for note in report.diagnosis:
+        lines.append(f"  possible cause: {note}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------ layers
+@contextlib.contextmanager
+def _float64():
+    from . import backend
+
+    saved = backend.floatx()
+    backend.set_floatx("float64")
+    try:
+        yield
+    finally:
+        backend.set_floatx(saved)
+
+
+def _algorithms(layer):
+    """The algorithms a layer may pick, each as a configured copy: a
+    convolution on impl='numba' may run im2col or Winograd."""
+    from .layers import Conv2D
+    from kernels.conv import winograd_applies
+
+    if isinstance(layer, Conv2D) and layer.impl == "numba":
+        variants = [("im2col", "im2col")]
+        if winograd_applies(layer.kernel_size, layer.strides, layer.dilation_rate):
+            variants.append(("winograd", "winograd"))
+        return variants
+    return [(None, None)]
+
+
+def check_layer(layer, x=None, input_shape=None, training=False, batch_size=None, eps=DEFAULT_EPS,
+                atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL, max_checks=None, seed=0, raise_on_failure=True):
+    """Check a layer's backward pass (input and every trainable weight)
+    against central differences, in float64.
 
     Parameters
     ----------
     layer : a layer (built or not); it is copied, never changed
-    x : ndarray (n, *input_shape), optional; default: normal noise, batch of 2
-    input_shape : tuple, needed when ``x`` is not given and the layer is not built
-    training : bool, forward mode (Dropout's mask is held fixed between calls)
-    max_checks : int, check at most this many random entries of each array
+    x : ndarray (n, *input_shape), optional; default normal noise
+    input_shape : tuple, when ``x`` is not given and the layer was not given
+        one (``input_shape=`` when made) and is not built
+    training : bool, forward mode; random draws (Dropout's mask) are held
+        fixed between calls
+    batch_size : default 8, enough for every algorithm a convolution may pick
+    max_checks, eps, atol, rtol, seed, raise_on_failure : as :func:`check_gradients`
+
+    A convolution on its default ``impl='numba'`` is checked on each
+    algorithm it may pick (im2col, and Winograd for 3x3 stride-1 kernels):
+    the report's names then carry the algorithm, e.g. 'kernel [winograd]'.
 
     Returns
     -------
-    dict : name -> relative error, for ``'input'`` and every parameter
+    GradcheckReport : name ('input', 'kernel', ...) -> norm-wise relative error
     """
+    from .layers import Layer
+
+    if not isinstance(layer, Layer):
+        kind = "a Sequential model: use check_model(model, x, y)" if hasattr(layer, "layers") else type(layer).__name__
+        raise InputError(f"check_layer takes a layer, got {kind}")
     rng = np.random.default_rng(seed)
-    layer = copy.deepcopy(layer)
-    layer.needs_input_gradient = True  # even a model's first layer: we check dx too
     if x is None:
         shape = input_shape or layer.input_shape
-        x = rng.standard_normal((2, *shape))
+        if shape is None:
+            raise InputError(f"check_layer: layer {layer.name!r} does not know its input shape; "
+                             "give input_shape=(...) (one sample, no batch axis) or x=")
+        x = rng.standard_normal((batch_size or 8, *shape))
     x = np.array(x, dtype=np.float64)
-    if not layer.built:
-        layer.build(x.shape[1:])
-    for name in layer.params:
-        layer.params[name] = layer.params[name].astype(np.float64)
-    trainable = layer.trainable_names  # the weights that get gradients (not BatchNorm's moving statistics)
-    fixed_rng = copy.deepcopy(getattr(layer, "rng", None))
+    arrays, notes, low_precision = {}, [], False
+    for label, impl in _algorithms(layer):
+        with _float64():
+            copy_ = copy.deepcopy(layer)
+            if impl is not None:
+                copy_.impl = impl
+            copy_.needs_input_gradient = True  # even a model's first layer: dx is checked too
+            if not copy_.built:
+                copy_.build(x.shape[1:])
+        for name in copy_.params:
+            copy_.params[name] = copy_.params[name].astype(np.float64)
+        report = _check_built_layer(copy_, x, training, eps, atol, rtol, max_checks, seed)
+        suffix = f" [{label}]" if label and len(_algorithms(layer)) > 1 else ""
+        for name, check in report.arrays.items():
+            check.name = name + suffix
+            arrays[name + suffix] = check
+        notes += report.diagnosis
+    report = GradcheckReport(arrays, atol, rtol, eps, notes)
+    if raise_on_failure and not report.passed:
+        raise GradientCheckError(f"{type(layer).__name__} layer {layer.name!r}: " + _failure_message(report), report)
+    return report
 
-    def forward():
+
+def _check_built_layer(layer, x, training, eps, atol, rtol, max_checks, seed):
+    trainable = layer.trainable_names  # the weights with gradients (not BatchNorm's moving statistics)
+    fixed_rng = copy.deepcopy(layer.rng)
+    weights = [layer.params[name] for name in trainable]
+
+    def forward(x_, *params):
         if fixed_rng is not None:  # the same dropout mask on every call
             layer.rng = copy.deepcopy(fixed_rng)
-        return layer.forward(x, training=training)
+        return layer.forward(x_, training=training)
 
-    dout = rng.standard_normal(forward().shape)
+    def backward(dout):
+        dx = layer.backward(dout)
+        return (dx, *(layer.grads[name] for name in trainable))
 
-    def f():
-        return float(np.sum(forward() * dout))
-
-    forward()
-    analytic = {"input": layer.backward(dout)}
-    analytic.update({name: layer.grads[name].copy() for name in trainable})
-    arrays = {"input": x, **{name: layer.params[name] for name in trainable}}
-    errors = {}
-    for name, array in arrays.items():
-        idx = _sample(array.size, max_checks, rng)
-        numeric = numerical_gradient(f, array, eps, idx)
-        errors[name] = relative_error(np.asarray(analytic[name]).reshape(-1)[idx], numeric.reshape(-1)[idx])
-    return errors
+    return check_gradients(forward, x, *weights, backward=backward, names=["input", *trainable], eps=eps,
+                           atol=atol, rtol=rtol, max_checks=max_checks, seed=seed, raise_on_failure=False)
 
 
-def check_loss(loss, y_pred, y_true, from_logits=False, eps=DEFAULT_EPS):
-    """Check a loss's gradient with respect to its predictions (or logits).
+# ------------------------------------------------------------ models
+def check_model(model, x, y, training=True, eps=DEFAULT_EPS, atol=DEFAULT_ATOL, rtol=DEFAULT_RTOL, max_checks=None,
+                seed=0, raise_on_failure=True):
+    """Check the gradient of a compiled model's loss (weight penalties
+    included) with respect to every trainable weight, in float64.
+
+    Parameters
+    ----------
+    model : a compiled Sequential (it is copied, never changed)
+    x, y : one batch, as ``fit`` takes it
+    training : bool, training mode (dropout masks held fixed) or inference
+    max_checks : entries per weight (default: all up to 1,000, else 300 at random)
 
     Returns
     -------
-    float : the relative error
+    GradcheckReport : 'layer/weight' -> norm-wise relative error
+    """
+    if not hasattr(model, "layers") or not hasattr(model, "compute_gradients"):
+        raise InputError(f"check_model takes a Sequential, got {type(model).__name__}; for a layer use check_layer")
+    if model.loss is None:
+        raise InputError("check_model: compile the model first (its loss is what is differentiated)")
+    model = copy.deepcopy(model)
+    if not model.built:
+        model.build(np.asarray(x).shape[1:])
+    for layer in model.layers:
+        for name in layer.params:
+            layer.params[name] = layer.params[name].astype(np.float64)
+    x = np.array(x, dtype=np.float64)
+    x = model._check_x(x)
+    y = model._check_y(np.asarray(y), x.shape[0])
+    states = [copy.deepcopy(layer.rng) for layer in model.layers]
+    moving = [{n: v.copy() for n, v in layer.params.items() if n not in layer.trainable_names} for layer in model.layers]
+    owners = [(layer, name) for layer in model.layers for name in layer.trainable_names]
+
+    def loss(*weights):
+        for layer, state, saved in zip(model.layers, states, moving):
+            if state is not None:
+                layer.rng = copy.deepcopy(state)  # the same dropout masks on every call
+            for name, value in saved.items():
+                layer.params[name][...] = value  # BatchNorm's moving statistics as they were
+        probs = model._forward(x, training=training)
+        return model._loss(probs, y) + model._regularization(with_gradients=False)
+
+    def backward(dout):
+        for layer in model.layers:
+            layer.needs_input_gradient = layer is not model.layers[0]
+        model._backward()
+        model._regularization(with_gradients=True)
+        return tuple(layer.grads[name] * float(dout) for layer, name in owners)
+
+    weights = [layer.params[name] for layer, name in owners]
+    names = [f"{layer.name}/{name}" for layer, name in owners]
+    report = check_gradients(loss, *weights, backward=backward, names=names, eps=eps, atol=atol, rtol=rtol,
+                             max_checks=max_checks, seed=seed, raise_on_failure=False)
+    if raise_on_failure and not report.passed:
+        raise GradientCheckError("model: " + _failure_message(report), report)
+    return report
+
+
+# ------------------------------------------------------------ losses
+def check_loss(loss, y_pred, y_true, from_logits=False, eps=DEFAULT_EPS):
+    """Check a loss's gradient with respect to its predictions (or, with
+    ``from_logits``, the fused gradient with respect to the logits).
+
+    Returns
+    -------
+    float : the norm-wise relative error
     """
     y_pred = np.array(y_pred, dtype=np.float64)
     y_true = np.array(y_true, dtype=np.float64)

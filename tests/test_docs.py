@@ -1,33 +1,47 @@
-"""Every Python block of the guided tour runs, in order, in one namespace."""
+"""Every Python block of the guided tour and of the custom-layer guide runs,
+in order, in one namespace per page."""
 import os
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "docs" / "tour.md"
+CUSTOM_LAYERS = ROOT / "docs" / "custom-layers.md"
 
 
 def python_blocks(path):
     return re.findall(r"^```python\n(.*?)^```", path.read_text(), flags=re.S | re.M)
 
 
-def test_the_tour_has_code_and_it_all_runs(tmp_path, capsys):
-    blocks = python_blocks(TOUR)
-    assert len(blocks) >= 10
-    namespace = {"__name__": "tour"}
+def run_page(path, tmp_path, name):
+    namespace = {"__name__": name}
     cwd = os.getcwd()
     os.chdir(tmp_path)  # anything a block writes lands here
     try:
-        for number, block in enumerate(blocks, start=1):
+        for number, block in enumerate(python_blocks(path), start=1):
             try:
-                exec(compile(block, f"{TOUR.name} block {number}", "exec"), namespace)
+                exec(compile(block, f"{path.name} block {number}", "exec"), namespace)
             except Exception as err:
-                raise AssertionError(f"block {number} of {TOUR.name} failed: {err!r}\n{block}") from err
+                raise AssertionError(f"block {number} of {path.name} failed: {err!r}\n{block}") from err
     finally:
         os.chdir(cwd)
+    return namespace
+
+
+def test_the_tour_has_code_and_it_all_runs(tmp_path, capsys):
+    assert len(python_blocks(TOUR)) >= 10
+    run_page(TOUR, tmp_path, "tour")
     printed = capsys.readouterr().out
     assert "Total params: 1,274,326" in printed and "sixseven" in printed
 
 
-def test_the_readme_links_the_tour():
-    assert "docs/tour.md" in (ROOT / "README.md").read_text()
+def test_the_custom_layer_guide_runs(tmp_path, capsys):
+    assert len(python_blocks(CUSTOM_LAYERS)) >= 6
+    run_page(CUSTOM_LAYERS, tmp_path, "custom_layers")
+    printed = capsys.readouterr().out
+    assert "beta: " in printed and "entries outside" in printed  # the broken layer was caught, and said so
+
+
+def test_the_readme_links_the_docs():
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/tour.md" in readme and "docs/custom-layers.md" in readme
