@@ -22,8 +22,9 @@ from . import __version__
 from .chapter import LABELS
 from .data import (BUNDLED_DATA, find_mnist_file, load_mnist, one_hot, read_idx_images, read_idx_labels,
                    read_text)
-from .errors import CNNError
-from .io import load_model, read_png, write_png
+from .errors import CNNError, DataFileError
+from .images import read_gray, write_png
+from .io import load_model
 from .layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .random import set_seed
 
@@ -100,14 +101,26 @@ def _load_images_arg(spec):
         if len(images) <= int(index):
             raise CommandError(f"{path} has only {len(images)} records, no record {index}")
         return [(f"{path.name}:{index}", images[int(index)])]
-    if path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n":
+    if _looks_like_an_image(path):
         return [(path.name, _png_digit(path))]
     images, _ = read_text(path)
     return [(f"{path.name} line {i + 1}", img.reshape(28, 28)) for i, img in enumerate(images)]
 
 
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
+
+
+def _looks_like_an_image(path):
+    """PNG, JPEG, GIF, BMP, WebP or TIFF by their first bytes; anything else is read as the text format."""
+    from .limits import open_regular
+
+    with open_regular(path, DataFileError) as f:
+        head = f.read(8)
+    return any(head.startswith(magic) for magic in IMAGE_MAGIC)
+
+
 def _png_digit(path, invert="auto"):
-    image = read_png(path)
+    image = read_gray(path)
     if image.shape != (28, 28):
         h, w = image.shape
         if h != w or h % 28:

@@ -10,6 +10,7 @@ raw 0..255 pixels, labels not one-hot.
 """
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataFileError, InputError
-from .io import MAX_DEFLATE_RATIO, atomic_write_bytes
+from .io import atomic_write_bytes
+from .limits import MAX_DEFLATE_RATIO, MAX_IDX_BYTES, MAX_TEXT_LINE_BYTES, open_regular
 
 IDX_TYPES = {
     0x08: np.dtype(">u1"),
@@ -33,16 +35,23 @@ BUNDLED_DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def _open_bytes(path):
-    """An open binary stream of the file's content (gunzipped if it is gzip)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    raw = open(path, "rb")
+    """An open binary stream of a regular file's content (gunzipped if it is
+    gzip), whether it was gzipped, and the file's size on disk."""
+    raw = open_regular(path, DataFileError)
+    size = os.fstat(raw.fileno()).st_size
     head = raw.read(2)
     raw.seek(0)
     if head == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), True
-    return raw, False
+        return gzip.GzipFile(fileobj=raw, mode="rb"), True, size
+    return raw, False, size
+
+
+def _record_count(value, what="max_records"):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"{what} must be an int >= 0, got {value!r}")
+    return int(value)
 
 
 def read_idx(path, max_records=None):
@@ -68,7 +77,8 @@ def read_idx(path, max_records=None):
         On a missing, corrupt, truncated or oversized file.
     """
     path = Path(path)
-    stream, gzipped = _open_bytes(path)
+    max_records = _record_count(max_records)
+    stream, gzipped, file_size = _open_bytes(path)
     try:
         with stream:
             header = stream.read(4)
@@ -88,7 +98,6 @@ def read_idx(path, max_records=None):
             dtype = IDX_TYPES[type_code]
             record = math.prod(dims[1:]) * dtype.itemsize  # Python ints: a lying header cannot overflow
             expected = dims[0] * record
-            file_size = path.stat().st_size
             if not gzipped and file_size != 4 + 4 * ndim + expected:
                 raise DataFileError(
                     f"{path}: header promises {dims} ({expected} bytes of data) but the file "
@@ -99,6 +108,9 @@ def read_idx(path, max_records=None):
                     f"{path}: header promises {dims} ({expected} bytes), more than a "
                     f"{file_size}-byte gzip file can hold"
                 )
+            if expected > MAX_IDX_BYTES:
+                raise DataFileError(f"{path}: header promises {dims} ({expected} bytes), more than the "
+                                    f"{MAX_IDX_BYTES} an IDX file may hold here")
             count = dims[0] if max_records is None else min(dims[0], int(max_records))
             want = count * record
             data = stream.read(want)
@@ -163,8 +175,8 @@ def write_text(path, images, labels):
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("ascii"))
 
 
-def read_text(path, pixels=784, num_classes=10):
-    """Read the chapter's text format.
+def read_text(path, pixels=784, num_classes=10, max_records=None):
+    """Read the chapter's text format (the first ``max_records`` records, or all).
 
     Returns
     -------
@@ -178,11 +190,20 @@ def read_text(path, pixels=784, num_classes=10):
         outside 0..num_classes-1 or a pixel outside 0..255.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
+    max_records = _record_count(max_records)
     images, labels = [], []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+    with open_regular(path, DataFileError) as f:
+        number = 0
+        while max_records is None or len(images) < max_records:
+            # one line at a time, never more than a record can be long: a 60 MB
+            # line is refused after 64 KB, not split into fields first
+            raw = f.readline(MAX_TEXT_LINE_BYTES + 1)
+            if not raw:
+                break
+            number += 1
+            if len(raw) > MAX_TEXT_LINE_BYTES:
+                raise DataFileError(f"{path}, line {number}: longer than {MAX_TEXT_LINE_BYTES} bytes; "
+                                    f"a record of {pixels} pixels is far shorter")
             fields = raw.split()
             if not fields:
                 continue
@@ -251,6 +272,20 @@ def find_mnist_file(directory, split, kind):
     return matches[0]
 
 
+def load_mnist_split(directory, split, n=None):
+    """One split ('train' or 'test') of an MNIST-format folder, only its first
+    ``n`` records decoded: (x float32 (n, 28, 28, 1) in [0, 1], labels uint8 (n,))."""
+    directory = BUNDLED_DATA if directory is None else Path(directory)
+    if not directory.is_dir():
+        raise DataFileError(f"{directory}: no such directory")
+    n = _record_count(n, f"the number of {split} records")
+    images = read_idx_images(find_mnist_file(directory, split, "images"), n)
+    labels = read_idx_labels(find_mnist_file(directory, split, "labels"), n)
+    if len(images) != len(labels):
+        raise DataFileError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
+    return to_model_input(images), labels
+
+
 def load_mnist(directory=None, n_train=None, n_test=None):
     """Load an MNIST-format data set, ready for the model.
 
@@ -268,14 +303,4 @@ def load_mnist(directory=None, n_train=None, n_test=None):
     (x_train, y_train), (x_test, y_test)
         x float32 (n, 28, 28, 1) scaled to [0, 1]; y uint8 labels (n,).
     """
-    directory = BUNDLED_DATA if directory is None else Path(directory)
-    if not directory.is_dir():
-        raise DataFileError(f"{directory}: no such directory")
-    splits = []
-    for split, limit in (("train", n_train), ("test", n_test)):
-        images = read_idx_images(find_mnist_file(directory, split, "images"), limit)
-        labels = read_idx_labels(find_mnist_file(directory, split, "labels"), limit)
-        if len(images) != len(labels):
-            raise DataFileError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
-        splits.append((to_model_input(images), labels))
-    return tuple(splits)
+    return load_mnist_split(directory, "train", n_train), load_mnist_split(directory, "test", n_test)

@@ -1,4 +1,4 @@
-"""Files: saving and loading models, atomic writes, PNG pictures.
+"""Files: saving and loading models, and writing any file atomically.
 
 A saved model is one NumPy ``.npz`` archive (a zip of ``.npy`` arrays):
 
@@ -7,41 +7,98 @@ A saved model is one NumPy ``.npz`` archive (a zip of ``.npy`` arrays):
 * ``layer_<i>/<param>``: each parameter, float32, e.g. ``layer_0/kernel``;
 * ``optimizer/<i>/<param>/<slot>``: the optimizer's state for that parameter.
 
-It is read with ``allow_pickle=False``: loading never runs code from the file.
-Every save goes to a temporary file that is renamed into place, so a crash or
-a full disk never leaves a half-written model behind.
+It is read as data only: the ``.npy`` headers are parsed here and checked
+against the architecture and the member's size before any array is made, and
+no pickle is ever loaded. Every save goes to a temporary file of its own (a
+unique name beside the target), flushed to disk and renamed into place, so a
+crash, a kill or a full disk never leaves a half-written model behind, and
+two saves to one path at once each end with a whole file (the last rename
+wins). See :mod:`cnn.limits` for what a model file may ask for.
 """
+import ast
 import io
 import json
 import os
-import struct
+import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError, ModelFileError
+from .limits import MAX_CONFIG_BYTES, MAX_DEFLATE_RATIO, MAX_LAYERS, MAX_WEIGHT_BYTES, load_json, open_regular
 
 FORMAT = "cnn-from-scratch model"
 VERSION = 1
 
 
-def atomic_write_bytes(path, payload):
-    """Write ``payload`` to ``path`` all or nothing: a temporary file beside it,
-    flushed to disk, then renamed into place. On any failure the old file, if
-    there was one, is untouched and the temporary file is removed."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _temporary_prefix(path):
+    return f".{path.name}."
+
+
+def _remove_abandoned_temporaries(path):
+    """Delete temporary files of earlier saves to ``path`` whose process is
+    gone (killed mid-save). A live process's temporary, another save still
+    running, is left alone."""
+    prefix = _temporary_prefix(path)
     try:
-        with open(tmp, "wb") as f:
+        names = os.listdir(path.parent or ".")
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX)):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(path.parent / name)
+            except OSError:
+                pass
+        except OSError:
+            pass  # alive, owned by someone else
+
+
+def atomic_write_bytes(path, payload):
+    """Write ``payload`` to ``path`` all or nothing: a temporary file of its
+    own beside it (its name holds the process id and a random part), flushed to
+    disk, renamed into place, and the directory flushed. On any failure the old
+    file, if there was one, is untouched and the temporary file is removed;
+    temporaries left by a killed process are removed by the next save."""
+    path = Path(path)
+    if not path.name:
+        raise InputError(f"{str(path)!r} is not a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name")
+    _remove_abandoned_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=TEMPORARY_SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise
+    try:  # the rename itself survives a crash once the directory is on disk
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def model_config(model):
@@ -109,19 +166,53 @@ def save_model(model, path):
     atomic_write_bytes(path, buffer.getvalue())
 
 
-MAX_CONFIG_BYTES = 1 << 20
-# deflate cannot compress better than about 1032:1: a compressed file that
-# claims more data than that is lying, and is refused before anything is read
-MAX_DEFLATE_RATIO = 1100
 NPY_HEADER_ALLOWANCE = 4096  # an .npy member is its header plus exactly the array's bytes
+NPY_DTYPES = {"<f4": np.float32, "<f8": np.float64, "|u1": np.uint8}
 
 
-def _read_member(archive, info, max_bytes, path):
-    """One .npy member, refused before reading if it is larger than it can justify."""
+def _read_member(archive, info, max_bytes, path, shape=None, where=None, want_dtype=None):
+    """One .npy member as an array, read as data only.
+
+    The header is parsed here (no pickle, no object arrays, only the dtypes a
+    model file holds) and checked before anything is allocated: the shape
+    (``shape`` when the architecture says what it must be), the bytes it
+    implies against ``max_bytes`` and against the member's size; then exactly
+    those bytes are read.
+    """
     if info.file_size > max_bytes:
+        if shape is not None:  # the usual reason: an array of another shape
+            raise ModelFileError(f"{path}: {where or info.filename} should be {want_dtype} {tuple(shape)} "
+                                 f"(float32 or float64), the file's member holds {info.file_size} bytes")
         raise ModelFileError(f"{path}: {info.filename} holds {info.file_size} bytes, at most {max_bytes} expected")
     with archive.open(info) as stream:
-        return np.lib.format.read_array(stream, allow_pickle=False)
+        magic = stream.read(8)
+        if len(magic) != 8 or magic[:6] != b"\x93NUMPY" or magic[6] not in (1, 2, 3):
+            raise ModelFileError(f"{path}: {info.filename} is not an .npy array")
+        size_bytes = 2 if magic[6] == 1 else 4
+        header_length = int.from_bytes(stream.read(size_bytes), "little")
+        if header_length > NPY_HEADER_ALLOWANCE:
+            raise ModelFileError(f"{path}: {info.filename} has a {header_length}-byte header")
+        try:
+            header = ast.literal_eval(stream.read(header_length).decode("latin1"))
+            descr, fortran, declared = header["descr"], header["fortran_order"], tuple(header["shape"])
+        except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError, MemoryError, RecursionError):
+            raise ModelFileError(f"{path}: {info.filename} has a corrupt .npy header") from None
+        if descr not in NPY_DTYPES or fortran is not False or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in declared):
+            raise ModelFileError(f"{path}: {info.filename} holds {descr!r} {declared}; only plain float32, "
+                                 "float64 or byte arrays are read")
+        dtype = np.dtype(NPY_DTYPES[descr])
+        if shape is not None and (declared != tuple(shape) or dtype.kind != "f"):
+            raise ModelFileError(f"{path}: {where or info.filename} should be {want_dtype} {tuple(shape)} "
+                                 f"(float32 or float64), the file has {dtype} {declared}")
+        nbytes = int(np.prod(declared, dtype=object)) * dtype.itemsize
+        if nbytes > max_bytes or nbytes > info.file_size:
+            raise ModelFileError(f"{path}: {info.filename} declares {declared} ({nbytes} bytes), more than "
+                                 f"the {min(max_bytes, info.file_size)} it can hold")
+        data = stream.read(nbytes)
+        if len(data) != nbytes:
+            raise ModelFileError(f"{path}: {info.filename} is truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(declared).copy()
 
 
 def _restore_generator(rng, state, path):
@@ -146,20 +237,43 @@ def load_model(path, custom_objects=None, compile=True):
         do not match its architecture (naming the layer and the shapes).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise InputError(f"custom_objects must be a dict of name -> class, got {type(custom_objects).__name__}")
+    with open_regular(path, ModelFileError) as f:
+        try:
+            archive = open_archive(f, path)
+            with archive:
+                if "config.json" in archive.namelist():  # a Keras 3 .keras file
+                    from .keras_io import load_keras_model
+                    return load_keras_model(path, custom_objects=custom_objects, compile=compile, _archive=archive)
+                return _load_from_archive(archive, path, custom_objects or {}, compile)
+        except ModelFileError:
+            raise
+        except Exception as err:  # untrusted bytes: whatever breaks, say so in our own terms
+            raise ModelFileError(f"{path}: not a readable model file ({type(err).__name__}: {err})") from None
+
+
+def open_archive(f, path, max_members=4 * MAX_LAYERS + 16):
+    """A zip archive on the open file ``f``, its directory checked against the
+    file: member sizes that the bytes present cannot hold are refused before
+    any member is read (a zip64 entry claiming a terabyte among them)."""
+    size = os.fstat(f.fileno()).st_size
     try:
-        with zipfile.ZipFile(path) as archive:
-            if "config.json" in archive.namelist():  # a Keras 3 .keras file
-                from .keras_io import load_keras_model
-                return load_keras_model(path, custom_objects=custom_objects, compile=compile)
-            return _load_from_archive(archive, path, custom_objects or {}, compile)
-    except ModelFileError:
-        raise
-    except Exception as err:  # untrusted bytes: whatever breaks, say so in our own terms
-        raise ModelFileError(f"{path}: not a readable model file ({type(err).__name__}: {err})") from None
+        archive = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
+        raise ModelFileError(f"{path}: not a readable model file: not a zip archive ({err})") from None
+    infos = archive.infolist()
+    if len(infos) > max_members:
+        raise ModelFileError(f"{path}: {len(infos)} members, more than a model file has")
+    stored = sum(info.compress_size for info in infos)
+    if stored > size:
+        raise ModelFileError(f"{path}: its directory claims {stored} compressed bytes in a {size}-byte file")
+    for info in infos:
+        bound = info.compress_size if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO * info.compress_size
+        if info.file_size > bound + 64:
+            raise ModelFileError(f"{path}: {info.filename} claims {info.file_size} bytes from "
+                                 f"{info.compress_size} compressed ones")
+    return archive
 
 
 def _load_from_archive(archive, path, custom_objects, compile):
@@ -173,9 +287,10 @@ def _load_from_archive(archive, path, custom_objects, compile):
     if raw.dtype != np.uint8 or raw.ndim != 1:
         raise ModelFileError(f"{path}: the model configuration is not text")
     try:
-        config = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = raw.tobytes().decode("utf-8")
+    except UnicodeDecodeError as err:
         raise ModelFileError(f"{path}: the model configuration is corrupt ({err})") from None
+    config = load_json(text, ModelFileError, f"{path}: the model configuration")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} file")
     if config.get("version") != VERSION:
@@ -183,7 +298,11 @@ def _load_from_archive(archive, path, custom_objects, compile):
 
     model = Sequential(name=str(config.get("name", "sequential")))
     try:
+        if not isinstance(config["layers"], list) or len(config["layers"]) > MAX_LAYERS:
+            raise ModelFileError(f"{path}: the layer list is not a list of at most {MAX_LAYERS} layers")
         for spec in config["layers"]:
+            if not isinstance(spec, dict):
+                raise ModelFileError(f"{path}: a layer entry is not a dict")
             cls = get_class(spec["class_name"], custom_objects)
             if cls is None:
                 raise ModelFileError(f"{path}: unknown layer type {spec['class_name']!r}; for a layer of your "
@@ -193,10 +312,10 @@ def _load_from_archive(archive, path, custom_objects, compile):
             model.add(cls.from_config(dict(spec["config"])))
         # refuse an architecture bigger than the file's weights before allocating it
         needed = model.weight_bytes(config["input_shape"])
-        held = sum(min(info.file_size, MAX_DEFLATE_RATIO * info.compress_size + NPY_HEADER_ALLOWANCE)
-                   for info in members.values())
-        if needed > held:
-            raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds at most {held}")
+        held = sum(info.file_size for info in members.values())  # each already bounded by the bytes present
+        if needed > held or needed > MAX_WEIGHT_BYTES:
+            raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds at most "
+                                 f"{held}" + (f" (and {MAX_WEIGHT_BYTES} is the limit)" if needed > MAX_WEIGHT_BYTES else ""))
         model.build(config["input_shape"])
         if config.get("compile") and compile:
             model.compile(**config["compile"])
@@ -206,11 +325,13 @@ def _load_from_archive(archive, path, custom_objects, compile):
         raise
     except InputError as err:
         raise ModelFileError(f"{path}: the architecture is invalid ({err})") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError, RecursionError) as err:
         raise ModelFileError(f"{path}: the architecture is invalid ({type(err).__name__}: {err})") from None
 
     expected = {f"layer_{i}/{name}": layer.params[name] for i, layer in enumerate(model.layers) for name in layer.params}
     owners = {f"layer_{i}/{name}": (layer, name) for i, layer in enumerate(model.layers) for name in layer.params}
+    if not isinstance(slots, list) or len(slots) > 8 * len(expected):
+        raise ModelFileError(f"{path}: the optimizer state list is corrupt")
     for key in slots:  # optimizer/<layer>/<param>/<slot> has its parameter's shape
         parts = str(key).split("/")
         if len(parts) != 4 or f"layer_{parts[1]}/{parts[2]}" not in expected or model.optimizer is None \
@@ -223,13 +344,10 @@ def _load_from_archive(archive, path, custom_objects, compile):
         raise ModelFileError(f"{path}: weights do not match the architecture (missing {missing}, unexpected {extra})")
     values = {}
     for key, like in expected.items():
-        value = _read_member(archive, members[key], like.nbytes + NPY_HEADER_ALLOWANCE, path)
-        if value.shape != like.shape or value.dtype not in (np.float32, np.float64):
-            where = f"layer {owners[key][0].name!r} {owners[key][1]}" if key in owners else key
-            raise ModelFileError(
-                f"{path}: {where} should be {like.dtype} {like.shape} (float32 or float64), "
-                f"the file has {value.dtype} {value.shape}"
-            )
+        where = f"layer {owners[key][0].name!r} {owners[key][1]}" if key in owners else key
+        # at most float64's bytes: a float64 file may fill a float32 model and back
+        value = _read_member(archive, members[key], 8 * like.size + NPY_HEADER_ALLOWANCE, path, like.shape, where,
+                             like.dtype)
         if not np.isfinite(value).all():
             raise ModelFileError(f"{path}: {key} contains NaN or Inf")
         values[key] = value.astype(like.dtype, copy=False)  # the dtype the model was built in (floatx)
@@ -252,106 +370,3 @@ def _load_from_archive(archive, path, custom_objects, compile):
         if f"layer_{i}" in generators and getattr(layer, "rng", None) is not None:
             _restore_generator(layer.rng, generators[f"layer_{i}"], path)
     return model
-
-
-def write_png(path, image, scale=1):
-    """Write a grayscale picture as PNG, with no imaging library.
-
-    Parameters
-    ----------
-    image : uint8 array (rows, cols); 0 is black, 255 white
-    scale : int, each pixel becomes a scale x scale block
-    """
-    image = np.asarray(image)
-    if image.ndim != 2 or image.dtype != np.uint8:
-        raise InputError(f"a PNG image must be uint8 (rows, cols), got {image.dtype} {image.shape}")
-    image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
-    rows, cols = image.shape
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + row.tobytes() for row in image)  # filter type 0 on each row
-    png = (b"\x89PNG\r\n\x1a\n"
-           + chunk(b"IHDR", struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0))  # 8-bit grayscale
-           + chunk(b"IDAT", zlib.compress(raw, 9))
-           + chunk(b"IEND", b""))
-    atomic_write_bytes(path, png)
-
-
-def read_png(path):
-    """Read an 8-bit PNG (grayscale, gray+alpha, RGB or RGBA; not interlaced)
-    as a uint8 grayscale array (rows, cols). Colour is averaged to gray and
-    alpha is dropped.
-
-    Raises
-    ------
-    DataFileError
-        On anything that is not such a PNG.
-    """
-    from .errors import DataFileError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataFileError(f"{path}: no such file")
-    data = path.read_bytes()
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
-        raise DataFileError(f"{path}: not a PNG file")
-    pos, header, idat = 8, None, []
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if len(body) < length:
-            raise DataFileError(f"{path}: truncated PNG chunk {kind!r}")
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body[:13])
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    if header is None or not idat:
-        raise DataFileError(f"{path}: PNG without an image header or data")
-    width, height, depth, colour, _, _, interlace = header
-    channels = {0: 1, 4: 2, 2: 3, 6: 4}.get(colour)
-    if depth != 8 or channels is None or interlace != 0:
-        raise DataFileError(f"{path}: only 8-bit, non-interlaced gray/RGB(A) PNGs are read "
-                            f"(bit depth {depth}, colour type {colour}, interlace {interlace})")
-    if width * height > 2**26:
-        raise DataFileError(f"{path}: {width}x{height} is too large for a digit")
-    stride = width * channels
-    try:
-        raw = zlib.decompressobj().decompress(b"".join(idat), (stride + 1) * height)
-    except zlib.error as err:
-        raise DataFileError(f"{path}: corrupt PNG data ({err})") from None
-    if len(raw) != (stride + 1) * height:
-        raise DataFileError(f"{path}: PNG data is truncated")
-    rows = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
-    pixels = np.zeros((height, stride), np.int32)
-    previous = np.zeros(stride, np.int32)
-    for r in range(height):  # undo each row's filter (PNG spec, section 9)
-        kind, line = rows[r, 0], rows[r, 1:].astype(np.int32)
-        out = np.zeros(stride, np.int32)
-        for i in range(stride):
-            left = out[i - channels] if i >= channels else 0
-            up = previous[i]
-            up_left = previous[i - channels] if i >= channels else 0
-            if kind == 0:
-                predicted = 0
-            elif kind == 1:
-                predicted = left
-            elif kind == 2:
-                predicted = up
-            elif kind == 3:
-                predicted = (left + up) // 2
-            elif kind == 4:
-                p = left + up - up_left
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-                predicted = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
-            else:
-                raise DataFileError(f"{path}: unknown PNG filter type {kind} in row {r}")
-            out[i] = (line[i] + predicted) & 0xFF
-        pixels[r] = previous = out
-    image = pixels.reshape(height, width, channels)
-    colour_channels = image[..., : 3 if channels >= 3 else 1]
-    return np.round(colour_channels.mean(axis=-1)).astype(np.uint8)

@@ -9,6 +9,11 @@ the layer's own order (kernel, then bias). The engine's layouts are Keras's
 ((kh, kw, cin, cout) and (in, out) kernels), so the arrays move unchanged.
 
 Reading HDF5 needs ``h5py`` (``pip install h5py``); nothing else here does.
+
+A weights file is read from its own bytes only: HDF5 can point elsewhere
+(external storage in another file, external links, soft links, virtual
+datasets), and every such reference is refused; a dataset's type and shape
+are compared with the layer's from its header, before its data is read.
 """
 import io
 import json
@@ -18,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .io import MAX_DEFLATE_RATIO, atomic_write_bytes
+from .io import atomic_write_bytes, open_archive
+from .limits import MAX_CONFIG_BYTES, MAX_LAYERS, MAX_WEIGHT_BYTES, load_json, open_regular, read_regular
 
 KERAS_WEIGHTS_MEMBER = "model.weights.h5"
 
@@ -44,36 +50,71 @@ def keras_layer_paths(model):
     return paths
 
 
-def _read_member(path, member):
-    """One member of a zip archive, refusing a member larger than the zip can hold."""
+def _read_member(archive, member, path, max_bytes):
+    """One member of an open, checked archive (:func:`cnn.io.open_archive`), at most ``max_bytes``."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(member)
-            if info.file_size > MAX_DEFLATE_RATIO * max(info.compress_size, 1) + (1 << 20):
-                raise ModelFileError(f"{path}: {member} claims {info.file_size} bytes, more than the archive can hold")
-            return archive.read(member)
+        info = archive.getinfo(member)
     except KeyError:
         raise ModelFileError(f"{path}: no {member} inside; is this a Keras 3 .keras file?") from None
-    except ModelFileError:
-        raise
-    except Exception as err:  # corrupt zip structure or compressed stream
-        raise ModelFileError(f"{path}: not a readable .keras archive ({type(err).__name__}: {err})") from None
-
-
-def _open_weights(path):
-    """An open h5py File of the weights in a .keras or .weights.h5 file."""
-    h5py = _h5py()
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    source = io.BytesIO(_read_member(path, KERAS_WEIGHTS_MEMBER)) if zipfile.is_zipfile(path) else path
+    if info.file_size > max_bytes:
+        raise ModelFileError(f"{path}: {member} claims {info.file_size} bytes, more than the {max_bytes} accepted")
     try:
-        return h5py.File(source, "r")
+        with archive.open(info) as stream:
+            data = stream.read(max_bytes + 1)
+    except Exception as err:  # corrupt compressed stream
+        raise ModelFileError(f"{path}: not a readable .keras archive ({type(err).__name__}: {err})") from None
+    if len(data) != info.file_size:
+        raise ModelFileError(f"{path}: {member} is truncated or larger than its entry says")
+    return data
+
+
+def _weights_bytes(path, archive=None):
+    """The HDF5 bytes of a .weights.h5 file, or of the weights inside a .keras archive."""
+    if archive is not None:
+        return _read_member(archive, KERAS_WEIGHTS_MEMBER, path, MAX_WEIGHT_BYTES)
+    with open_regular(path, ModelFileError) as f:
+        head = f.read(4)
+    if head == b"PK\x03\x04":
+        with open_regular(path, ModelFileError) as f, open_archive(f, path) as zipped:
+            return _read_member(zipped, KERAS_WEIGHTS_MEMBER, path, MAX_WEIGHT_BYTES)
+    return read_regular(path, ModelFileError, MAX_WEIGHT_BYTES)
+
+
+def _open_weights(path, archive=None):
+    """An open h5py File over the weights' bytes (in memory: nothing else is read)."""
+    h5py = _h5py()
+    data = _weights_bytes(Path(path), archive)
+    try:
+        return h5py.File(io.BytesIO(data), "r")
     except Exception as err:
         raise ModelFileError(f"{path}: not a readable Keras weights file ({err})") from None
 
 
-def load_keras_weights(model, path):
+def _local_child(h5py, group, name, path, where):
+    """``group[name]`` if it is a hard link inside this file; None if absent.
+    An external or soft link (data from elsewhere, or a path the file chooses)
+    is refused."""
+    link = group.get(name, getlink=True)
+    if link is None:
+        return None
+    if not isinstance(link, h5py.HardLink):
+        raise ModelFileError(f"{path}: {where} is a {type(link).__name__}; a weights file is read from its own "
+                             "bytes only (no external or soft links)")
+    return group[name]
+
+
+def _local_dataset(h5py, dataset, path, where):
+    """Refuse a dataset whose data would come from outside the file."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise ModelFileError(f"{path}: {where} is not a dataset")
+    if dataset.is_virtual:
+        raise ModelFileError(f"{path}: {where} is a virtual dataset (data from other files); refused")
+    if dataset.id.get_create_plist().get_external_count() > 0:
+        raise ModelFileError(f"{path}: {where} keeps its data in an external file; refused")
+    return dataset
+
+
+def load_keras_weights(model, path, archive=None):
     """Copy the weights of a Keras 3 model file into the matching built ``model``.
 
     Parameters
@@ -90,37 +131,43 @@ def load_keras_weights(model, path):
     if not model.built:
         raise InputError("build the model first (give the first layer an input_shape)")
     new_params = []
-    with _open_weights(path) as f:
+    h5py = _h5py()
+    with _open_weights(path, archive) as f:
         try:
             expected = set()
+            layers_group = _local_child(h5py, f, "layers", path, "layers")
             for layer, group_path in zip(model.layers, keras_layer_paths(model)):
                 expected.add(group_path)
                 names = list(layer.params)  # every declared weight, in Keras's order
-                group = f.get(f"{group_path}/vars")
-                stored = sorted(group.keys(), key=int) if group is not None else []
-                if len(stored) != len(names):
+                key = group_path.split("/", 1)[1]
+                layer_group = None if layers_group is None else _local_child(h5py, layers_group, key, path, group_path)
+                group = None if layer_group is None else _local_child(h5py, layer_group, "vars", path, f"{group_path}/vars")
+                stored = sorted(group.keys(), key=lambda k: int(k) if k.isdigit() else -1) if group is not None else []
+                if len(stored) != len(names) or any(not k.isdigit() for k in stored):
                     raise ModelFileError(
                         f"{path}: layer {layer.name!r} ({type(layer).__name__}) has {len(names)} weight arrays "
                         f"{[layer.params[n].shape for n in names]}, the file has {len(stored)} at {group_path}"
                     )
-                for name, key in zip(names, stored):
-                    dataset = group[key]
+                for name, index in zip(names, stored):
+                    where = f"{group_path}/vars/{index}"
+                    dataset = _local_dataset(h5py, _local_child(h5py, group, index, path, where), path, where)
                     want = layer.params[name].shape
                     # shape and type from the header: nothing is read before they match
-                    if dataset.shape != want or not np.issubdtype(dataset.dtype, np.floating):
+                    if dataset.shape != want or dataset.dtype.kind != "f" or dataset.dtype.itemsize not in (4, 8):
                         raise ModelFileError(
                             f"{path}: layer {layer.name!r} {name} should be {want}, "
-                            f"the file has {dataset.dtype} {dataset.shape} at {group_path}/vars/{key}"
+                            f"the file has {dataset.dtype} {dataset.shape} at {where}"
                         )
                     value = np.asarray(dataset[()])
                     if not np.isfinite(value).all():
                         raise ModelFileError(f"{path}: layer {layer.name!r} {name} contains NaN or Inf")
                     new_params.append((layer, name, value.astype(layer.params[name].dtype)))
-            layers_group = f.get("layers")
             extra = []
             if layers_group is not None:
                 for key in layers_group:
-                    vars_group = layers_group[key].get("vars")
+                    child = _local_child(h5py, layers_group, key, path, f"layers/{key}")
+                    vars_group = _local_child(h5py, child, "vars", path, f"layers/{key}/vars") \
+                        if isinstance(child, h5py.Group) else None
                     if f"layers/{key}" not in expected and vars_group is not None and len(vars_group):
                         extra.append(key)
             if extra:
@@ -290,7 +337,7 @@ def _compile_from_keras(model, compile_config, path):
                              "load with compile=False and compile the model yourself") from None
 
 
-def load_keras_model(path, custom_objects=None, compile=True):
+def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
     """Build the engine's Sequential from a Keras 3 ``.keras`` file, weights included.
 
     Supports Sequential models of the engine's layers (:data:`cnn.layers.LAYERS`
@@ -300,17 +347,20 @@ def load_keras_model(path, custom_objects=None, compile=True):
     from .model import Sequential
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
+    if _archive is None:
+        with open_regular(path, ModelFileError) as f, open_archive(f, path) as archive:
+            return load_keras_model(path, custom_objects, compile, _archive=archive)
+    archive = _archive
     try:
-        config = json.loads(_read_member(path, "config.json").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise ModelFileError(f"{path}: config.json is corrupt ({type(err).__name__})") from None
+        text = _read_member(archive, "config.json", path, MAX_CONFIG_BYTES).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ModelFileError(f"{path}: config.json is corrupt ({err})") from None
+    config = load_json(text, ModelFileError, f"{path}: config.json")
     if not isinstance(config, dict) or config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
-        raise ModelFileError(f"{path}: only Keras Sequential models can be loaded, got {config.get('class_name') if isinstance(config, dict) else config!r}")
+        raise ModelFileError(f"{path}: only Keras Sequential models can be loaded, got {config.get('class_name') if isinstance(config, dict) else type(config).__name__!r}")
     specs = config["config"].get("layers", [])
-    if not isinstance(specs, list):
-        raise ModelFileError(f"{path}: config.json lists no layers")
+    if not isinstance(specs, list) or len(specs) > MAX_LAYERS:
+        raise ModelFileError(f"{path}: config.json lists no layers, or more than {MAX_LAYERS}")
     input_shape = None
     model = Sequential(name=str(config["config"].get("name", "sequential")))
     try:
@@ -321,27 +371,27 @@ def load_keras_model(path, custom_objects=None, compile=True):
                 input_shape = tuple(shape[1:])
                 continue
             model.add(_engine_layer(spec, path, custom_objects or {}))
+        if input_shape is None:
+            build = (config.get("build_config") or {}).get("input_shape")
+            if not build:
+                raise ModelFileError(f"{path}: the model's input shape is not recorded")
+            input_shape = tuple(build[1:])
+        needed = model.weight_bytes(input_shape)
+    except ModelFileError:
+        raise
     except InputError as err:
         raise ModelFileError(f"{path}: {err}") from None
-    except (TypeError, IndexError, AttributeError) as err:
+    except (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError) as err:
         raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
-    if input_shape is None:
-        build = (config.get("build_config") or {}).get("input_shape")
-        if not build:
-            raise ModelFileError(f"{path}: the model's input shape is not recorded")
-        input_shape = tuple(build[1:])
-    try:
-        needed = model.weight_bytes(input_shape)
-    except (TypeError, ValueError) as err:
-        raise ModelFileError(f"{path}: the input shape {input_shape} is invalid ({err})") from None
-    weights_size = len(_read_member(path, KERAS_WEIGHTS_MEMBER))
-    if needed > 2 * weights_size:  # checked before any weight is allocated (float64 may hold float32's)
+    weights_size = archive.getinfo(KERAS_WEIGHTS_MEMBER).file_size if KERAS_WEIGHTS_MEMBER in archive.namelist() else 0
+    # checked before any weight is allocated (a float32 file may fill a float64 model: half the bytes)
+    if needed > 2 * weights_size or needed > MAX_WEIGHT_BYTES:
         raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds {weights_size}")
     try:
         model.build(input_shape)
     except InputError as err:
         raise ModelFileError(f"{path}: {err}") from None
-    load_keras_weights(model, path)
+    load_keras_weights(model, path, archive)
     if compile and isinstance(config.get("compile_config"), dict):
         _compile_from_keras(model, config["compile_config"], path)
     return model

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import cnn  # noqa: E402
 from cnn.chapter import LABELS, EpochLogger, build_model, made_up_digit  # noqa: E402,F401
 from cnn.data import find_mnist_file, load_mnist, one_hot, read_text, to_model_input  # noqa: E402
-from cnn.io import write_png  # noqa: E402
+from cnn.images import write_png  # noqa: E402
 from scripts.preprocess import convert  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnn.data import read_idx_images, write_text
-from cnn.io import read_png, write_png
+from cnn.images import read_gray as read_png, write_png
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_IMAGES = ROOT / "data" / "t10k-images-idx3-ubyte.gz"
@@ -161,7 +161,7 @@ def test_predict_refuses_bad_images(trained, tmp_path):
     out, _ = trained
     write_png(tmp_path / "odd.png", np.zeros((30, 20), np.uint8))
     (tmp_path / "not.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    for name, message in (("odd.png", "must be 28x28"), ("not.png", "PNG without an image header"),
+    for name, message in (("odd.png", "must be 28x28"), ("not.png", "not an image file"),
                           (f"{TEST_IMAGES}:20000", "has only 10000 records")):
         result = cnn("predict", out, tmp_path / name if name.endswith("png") else name)
         assert result.returncode == 1 and message in result.stderr, result.stderr

@@ -316,7 +316,7 @@ def test_a_decompression_bomb_is_refused_before_reading(tmp_path, model_bytes):
     path = tmp_path / "bomb.npz"
     path.write_bytes(out.getvalue())
     assert path.stat().st_size < 2 * 2**20
-    with pytest.raises(ModelFileError, match="holds 2097.* bytes, at most"):
+    with pytest.raises(ModelFileError, match=r"holds 2097\d* bytes"):
         load_model(path)
 
 

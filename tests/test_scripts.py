@@ -1,15 +1,14 @@
 """The chapter's scripts, run as a user runs them."""
 import re
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from cnn.data import read_text
-from cnn.io import load_model, write_png
+from cnn.images import write_png
+from cnn.io import load_model
 from scripts.mnist_cnn import LABELS, made_up_digit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,21 +19,12 @@ def run(*args, timeout=600):
 
 
 def read_png(path):
-    """Decode the 8-bit grayscale PNGs that write_png makes."""
-    data = Path(path).read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, {}
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        assert struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])[0] == zlib.crc32(kind + body)
-        chunks[kind] = chunks.get(kind, b"") + body
-        pos += 12 + length
-    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour) == (8, 0)
-    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, width + 1)
-    assert (raw[:, 0] == 0).all()
-    return raw[:, 1:]
+    """Decode a grayscale PNG (Pillow, the engine's image library)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.mode == "L"
+        return np.asarray(image)
 
 
 def test_preprocess_writes_the_chapter_text_format(tmp_path):
