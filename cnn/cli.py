@@ -13,6 +13,7 @@ Every command has ``--help``. Errors are one line on stderr and exit code 1
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -81,6 +82,37 @@ def plot_history(history, path):
     plt.close(fig)
 
 
+def _name(k):
+    """A class's name: the digit's word for 0..9, else 'class k' (models with more outputs)."""
+    return LABELS[k] if 0 <= k < len(LABELS) else f"class {k}"
+
+
+def _digit_model(model, where):
+    """Refuse, in one line, a model that does not take 28x28 grayscale digits."""
+    if tuple(model.input_shape or ()) != (28, 28, 1):
+        raise CommandError(f"{where}: the model takes samples of shape {model.input_shape}; "
+                           "this command feeds it 28x28 grayscale digits (28, 28, 1)")
+    return model
+
+
+def _check_out_path(out):
+    """The model file ``--out`` names, checked before any work is done."""
+    if not str(out).strip():
+        raise CommandError("--out is empty: give the model file's name, e.g. --out model.npz")
+    out = Path(out)
+    if out.is_dir() or str(out).endswith(("/", "\\")):
+        raise CommandError(f"--out {out}: is a directory; give a file name, e.g. {out / 'model.npz'}")
+    if out.suffix == ".h5":
+        raise CommandError(f"--out {out}: the legacy .h5 format is not written; use .npz or .keras")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CommandError(f"--out {out}: its folder cannot be made ({err.strerror})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise CommandError(f"--out {out}: its folder is not writable")
+    return out
+
+
 def confusion_matrix(true, predicted, classes=10):
     """counts[t, p]: how many images of class t were predicted as p."""
     counts = np.zeros((classes, classes), dtype=np.int64)
@@ -95,8 +127,8 @@ def _load_images_arg(spec):
     if not path.exists():
         raise CommandError(f"{path}: no such file")
     if index:
-        if not index.isdigit():
-            raise CommandError(f"{spec}: the record index after ':' must be a number")
+        if not (index.isascii() and index.isdigit()):
+            raise CommandError(f"{spec}: the record index after ':' must be a whole number >= 0")
         images = read_idx_images(path, int(index) + 1)
         if len(images) <= int(index):
             raise CommandError(f"{path} has only {len(images)} records, no record {index}")
@@ -137,6 +169,7 @@ def _png_digit(path, invert="auto"):
 
 # ---------------------------------------------------------------- commands
 def cmd_train(args):
+    out = _check_out_path(args.out)  # before the work, not after it
     set_seed(args.seed)
     (x, labels), (xt, test_labels) = load_mnist(args.data, n_train=args.n_train, n_test=args.n_test)
     if len(x) < args.n_train:
@@ -148,8 +181,6 @@ def cmd_train(args):
     bar = args.progress == "yes" or (args.progress == "auto" and sys.stderr.isatty())
     history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=1 if bar else 2,
                         validation_data=(xt, yt))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     history_path = out.with_suffix(".history.json")
     history_path.write_text(json.dumps(history.history, indent=1))
@@ -162,33 +193,40 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    model = load_model(args.model)
-    _, (x, labels) = load_mnist(args.data, n_test=args.n_test)
+    from .data import load_mnist_split
+
+    model = _digit_model(load_model(args.model), args.model)
+    x, labels = load_mnist_split(args.data, "test", args.n_test)  # the test split only, its first N records
     if not model.metrics:
         raise CommandError(f"{args.model}: the model was saved without an accuracy metric")
+    classes = model.output_shape[-1]
+    if labels.max(initial=0) >= classes:
+        raise CommandError(f"{args.data}: labels go up to {labels.max()}, the model has {classes} outputs")
     loss, acc = model.evaluate(x, _targets(model, labels), batch_size=500)[:2]
     predicted = model.predict(x, batch_size=500).argmax(axis=1)
-    counts = confusion_matrix(labels, predicted)
+    counts = confusion_matrix(labels, predicted, classes)
     print(f"{len(x):,} test images: loss = {loss:.4f} accuracy = {acc * 100:.2f}%")
     print("\nper class:")
-    for digit in range(10):
+    for digit in range(classes):
         total = counts[digit].sum()
         share = counts[digit, digit] / total * 100 if total else float("nan")
-        print(f"  {digit} {LABELS[digit]:>5s}: {share:6.2f}% of {total}")
-    print("\nconfusion matrix (rows: true digit, columns: predicted)")
-    print("      " + "".join(f"{d:>5d}" for d in range(10)))
-    for digit in range(10):
+        print(f"  {digit} {_name(digit):>5s}: {share:6.2f}% of {total}")
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    print("      " + "".join(f"{d:>5d}" for d in range(classes)))
+    for digit in range(classes):
         print(f"  {digit:>2d}  " + "".join(f"{c:>5d}" for c in counts[digit]))
 
 
 def cmd_predict(args):
-    model = load_model(args.model)
+    model = _digit_model(load_model(args.model), args.model)
     for spec in args.images:
         for name, image in _load_images_arg(spec):
+            if image.shape != (28, 28):
+                raise CommandError(f"{name}: a {image.shape[0]}x{image.shape[1]} record; the model reads 28x28 digits")
             x = (image.astype(np.float32) / 255.0).reshape(1, 28, 28, 1)  # scaled as in training
             probs = model.predict(x)[0]
             digit = int(probs.argmax())
-            print(f"{name}: {digit} ({LABELS[digit]}) with probability {probs[digit]:.4f}")
+            print(f"{name}: {digit} ({_name(digit)}) with probability {probs[digit]:.4f}")
             print("  " + " ".join(f"{d}:{p:.4f}" for d, p in enumerate(probs)))
 
 
@@ -198,9 +236,13 @@ def cmd_show(args):
     images = read_idx_images(images_path, args.index + 1)
     if len(images) <= args.index:
         raise CommandError(f"{images_path} has only {len(images)} records, no record {args.index}")
-    label = int(read_idx_labels(labels_path, args.index + 1)[args.index])
+    labels = read_idx_labels(labels_path, args.index + 1)
+    if len(labels) <= args.index:
+        raise CommandError(f"{labels_path} has only {len(labels)} labels, no label {args.index}")
+    label = int(labels[args.index])
     image = images[args.index]
-    print(f"{args.split} record {args.index}: digit {label} ({LABELS[label]}), 28x28 pixels in hexadecimal")
+    rows, cols = image.shape
+    print(f"{args.split} record {args.index}: {'digit' if label < 10 else 'label'} {label} ({_name(label)}), {rows}x{cols} pixels in hexadecimal")
     for row in image:
         print(" ".join(f"{v:02X}" for v in row))
     if args.out:
@@ -215,7 +257,16 @@ def _parse_matrix(text, what):
         raise CommandError(f"{what}: write numbers, rows separated by ';', e.g. '1 2; 3 4'") from None
     if not rows or len({len(r) for r in rows}) != 1:
         raise CommandError(f"{what}: every row needs the same number of values")
-    return np.array(rows)
+    matrix = np.array(rows)
+    if not np.isfinite(matrix).all():
+        raise CommandError(f"{what}: holds NaN or Inf; write finite numbers")
+    if matrix.shape[0] > EXPLAIN_MAX_SIZE or matrix.shape[1] > EXPLAIN_MAX_SIZE:
+        raise CommandError(f"{what}: {matrix.shape[0]}x{matrix.shape[1]}; explain-conv prints every cell, "
+                           f"so it takes at most {EXPLAIN_MAX_SIZE}x{EXPLAIN_MAX_SIZE}")
+    return matrix
+
+
+EXPLAIN_MAX_SIZE = 32  # explain-conv prints each cell's sum: beyond this it is a wall of text
 
 
 def _fmt(v):
@@ -229,8 +280,8 @@ def cmd_explain_conv(args):
     image = _parse_matrix(args.image, "--image")
     kernel = _parse_matrix(args.filter, "--filter")
     (h, w), (kh, kw), s = image.shape, kernel.shape, args.stride
-    if s < 1:
-        raise CommandError("--stride must be >= 1")
+    if not 1 <= s <= EXPLAIN_MAX_SIZE:
+        raise CommandError(f"--stride must be from 1 to {EXPLAIN_MAX_SIZE}")
     if args.padding in ("same", "valid"):
         try:
             oh, top, bottom = window_geometry(h, kh, s, args.padding)
@@ -239,8 +290,8 @@ def cmd_explain_conv(args):
             raise CommandError(str(err)) from None
         how = f"'{args.padding}' padding (Keras's rule: any odd extra row/column at the bottom/right)"
     else:
-        if not args.padding.isdigit():
-            raise CommandError("--padding must be a number of zeros, 'same' or 'valid'")
+        if not (args.padding.isascii() and args.padding.isdigit()) or int(args.padding) > EXPLAIN_MAX_SIZE:
+            raise CommandError(f"--padding must be 'same', 'valid' or a number of zeros from 0 to {EXPLAIN_MAX_SIZE}")
         top = bottom = left = right = int(args.padding)
         how = f"{top} row/column of zeros on every side"
     padded = np.pad(image, ((top, bottom), (left, right)))
@@ -283,8 +334,10 @@ def cmd_explain_conv(args):
 
 
 def cmd_visualize(args):
+    from .data import load_mnist_split
+
     plt = _matplotlib()
-    model = load_model(args.model)
+    model = _digit_model(load_model(args.model), args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -304,7 +357,9 @@ def cmd_visualize(args):
         plt.close(fig)
         written.append(out / "filters.png")
 
-    _, (xt, labels) = load_mnist(args.data, n_test=max(args.index + 1, 1000))
+    xt, labels = load_mnist_split(args.data, "test", max(args.index + 1, 1000))
+    if args.index >= len(xt):
+        raise CommandError(f"{args.data}: the test split has {len(xt)} images, no image {args.index}")
     x = xt[args.index:args.index + 1]
     maps = []
     act = x
@@ -328,30 +383,36 @@ def cmd_visualize(args):
     written.append(out / "feature_maps.png")
 
     predicted = model.predict(xt, batch_size=500).argmax(axis=1)
-    counts = confusion_matrix(labels, predicted)
+    classes = max(model.output_shape[-1], int(labels.max(initial=0)) + 1)
+    counts = confusion_matrix(labels, predicted, classes)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.imshow(counts, cmap="Blues")
-    for t in range(10):
-        for p in range(10):
+    for t in range(classes):
+        for p in range(classes):
             ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7,
                     color="white" if counts[t, p] > counts.max() / 2 else "black")
     ax.set_xlabel("predicted digit")
     ax.set_ylabel("true digit")
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
     ax.set_title(f"confusion on {len(xt):,} test images ({(predicted == labels).mean() * 100:.1f}% right)")
     fig.savefig(out / "confusion.png", dpi=100)
     plt.close(fig)
     written.append(out / "confusion.png")
 
     history = Path(args.history) if args.history else Path(args.model).with_suffix(".history.json")
-    if history.is_file():
+    if history.exists():
+        from .limits import MAX_HISTORY_BYTES, load_json, read_regular
+
         try:
-            curves = json.loads(history.read_text())
-        except json.JSONDecodeError as err:
-            raise CommandError(f"{history}: not a history file ({err})") from None
-        if not isinstance(curves, dict) or "loss" not in curves:
-            raise CommandError(f"{history}: not a history file (no 'loss')")
+            text = read_regular(history, DataFileError, MAX_HISTORY_BYTES).decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError(f"{history}: not a history file (not UTF-8 text)") from None
+        curves = load_json(text, DataFileError, f"{history}")
+        if not isinstance(curves, dict) or not isinstance(curves.get("loss"), list) or not all(
+                isinstance(v, list) and all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in v)
+                and len(v) == len(curves["loss"]) for v in curves.values()):
+            raise CommandError(f"{history}: not a history file (lists of numbers per epoch, one of them 'loss')")
         plot_history(curves, out / "curves.png")
         written.append(out / "curves.png")
     elif args.history:
@@ -537,6 +598,15 @@ def main(argv=None):
         return 0
     except (CNNError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug of ours: still one line (CNN_DEBUG=1 shows the traceback)
+        if os.environ.get("CNN_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {err} (this is a bug in cnn; CNN_DEBUG=1 shows where)",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

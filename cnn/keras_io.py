@@ -60,7 +60,7 @@ def _read_member(archive, member, path, max_bytes):
         raise ModelFileError(f"{path}: {member} claims {info.file_size} bytes, more than the {max_bytes} accepted")
     try:
         with archive.open(info) as stream:
-            data = stream.read(max_bytes + 1)
+            data = stream.read(info.file_size + 1)  # bounded by the checked entry, not by the limit
     except Exception as err:  # corrupt compressed stream
         raise ModelFileError(f"{path}: not a readable .keras archive ({type(err).__name__}: {err})") from None
     if len(data) != info.file_size:

@@ -88,7 +88,7 @@ def read_regular(path, error, max_bytes):
         size = os.fstat(f.fileno()).st_size
         if size > max_bytes:
             raise error(f"{path}: {size} bytes, more than the {max_bytes} this reader accepts")
-        data = f.read(max_bytes + 1)
+        data = f.read(size + 1)  # the size present, never the limit: read(n) allocates n
     if len(data) > max_bytes:
         raise error(f"{path}: more than the {max_bytes} bytes this reader accepts")
     return data
