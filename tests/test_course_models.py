@@ -207,6 +207,16 @@ def test_every_new_layer_moves_through_keras_files(keras, tmp_path, rng):
     back = cnn.load_model(tmp_path / "back.keras")
     np.testing.assert_allclose(back.predict(x), expected, rtol=1e-4, atol=1e-6)
     assert [l.get_config() for l in back.layers] == [l.get_config() for l in model.layers]
+    # the weights alone, both ways (.weights.h5)
+    from cnn.keras_io import load_keras_weights, save_keras
+    save_keras(model, tmp_path / "all.weights.h5")
+    fresh = keras.models.load_model(tmp_path / "all.keras")
+    fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])
+    fresh.load_weights(tmp_path / "all.weights.h5")
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    theirs.save_weights(tmp_path / "theirs.weights.h5")
+    load_keras_weights(back, tmp_path / "theirs.weights.h5")
+    np.testing.assert_allclose(back.predict(x), expected, rtol=1e-4, atol=1e-6)
 
 
 def test_trainable_false_freezes_a_layer(digits):
