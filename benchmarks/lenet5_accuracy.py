@@ -37,20 +37,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def keras_lenet5(keras):
-    layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(6, kernel_size=5, activation="tanh", padding="same"),
-        layers.AveragePooling2D(pool_size=2, strides=2),
-        layers.Conv2D(16, kernel_size=5, activation="tanh"),
-        layers.AveragePooling2D(pool_size=2, strides=2),
-        layers.Flatten(),
-        layers.Dense(120, activation="tanh"),
-        layers.Dense(84, activation="tanh"),
-        layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    return lenet5(api=keras)  # the same function, with Keras as the API
 
 
 def cpu_model():

@@ -7,15 +7,25 @@ code is written (each with its compile settings):
 * ``small_vgg``: two 3x3 conv-BatchNorm-ReLU blocks per stage, max pooling,
   global average pooling and a softmax, for 28x28 or 32x32 images;
 * ``small``: a tiny CNN that trains in seconds, for trying things out.
+
+``lenet5`` and ``small_vgg`` are written against the Keras API itself:
+``lenet5(api=keras)`` builds the same model in Keras (what the comparisons in
+``benchmarks/`` do).
 """
-from . import layers
-from .layers import Input
+import sys
+
 from .model import Sequential
 
 
-def lenet5(input_shape=(28, 28, 1), classes=10, optimizer="adam"):
-    model = Sequential([
-        Input(shape=input_shape),
+def _api(api):
+    return sys.modules[__package__] if api is None else api
+
+
+def lenet5(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None):
+    api = _api(api)
+    layers = api.layers
+    model = api.Sequential([
+        api.Input(shape=input_shape),
         layers.Conv2D(6, kernel_size=5, activation="tanh", padding="same"),
         layers.AveragePooling2D(pool_size=2, strides=2),
         layers.Conv2D(16, kernel_size=5, activation="tanh"),
@@ -29,13 +39,16 @@ def lenet5(input_shape=(28, 28, 1), classes=10, optimizer="adam"):
     return model
 
 
-def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16):
+def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16, api=None):
+    api = _api(api)
+    layers = api.layers
+
     def block(filters):
         return [layers.Conv2D(filters, 3, padding="same", use_bias=False), layers.BatchNormalization(),
                 layers.ReLU()]
 
-    model = Sequential([
-        Input(shape=input_shape),
+    model = api.Sequential([
+        api.Input(shape=input_shape),
         *block(width), *block(width), layers.MaxPooling2D(),
         *block(2 * width), *block(2 * width), layers.MaxPooling2D(),
         layers.GlobalAveragePooling2D(),
@@ -47,6 +60,8 @@ def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16):
 
 
 def small(input_shape=(28, 28, 1), classes=10, optimizer="adadelta"):
+    from . import layers
+
     model = Sequential([
         layers.Conv2D(8, 3, padding="same", activation="relu", input_shape=input_shape),
         layers.MaxPooling2D(2),

@@ -34,6 +34,12 @@ class Loss:
         if name is not None:
             self.name = name
 
+    def _refuse(self, **given):
+        """Keras arguments supported only at their default: ``name=(value, default)``."""
+        for name, (value, default) in given.items():
+            if value != default:
+                raise InputError(f"{type(self).__name__}: {name}={value!r} is not supported (only {default!r})")
+
     def check_targets(self, y, n, output_shape, what="y"):
         """``y`` as the float array this loss reads, or an InputError naming the problem."""
         if y.shape != (n, *output_shape):
@@ -71,10 +77,7 @@ class CategoricalCrossentropy(Loss):
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name=None):
         super().__init__(from_logits, reduction, name)
-        if label_smoothing != 0:
-            raise InputError(f"{type(self).__name__}: label_smoothing={label_smoothing!r} is not supported (only 0)")
-        if axis != -1:
-            raise InputError(f"{type(self).__name__}: axis={axis!r} is not supported (only -1)")
+        self._refuse(label_smoothing=(label_smoothing, 0), axis=(axis, -1))
 
     def check_targets(self, y, n, output_shape, what="y"):
         if y.ndim == 1:
@@ -180,10 +183,7 @@ class BinaryCrossentropy(Loss):
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size", name=None):
         super().__init__(from_logits, reduction, name)
-        if label_smoothing != 0:
-            raise InputError(f"{type(self).__name__}: label_smoothing={label_smoothing!r} is not supported (only 0)")
-        if axis != -1:
-            raise InputError(f"{type(self).__name__}: axis={axis!r} is not supported (only -1)")
+        self._refuse(label_smoothing=(label_smoothing, 0), axis=(axis, -1))
 
     def check_targets(self, y, n, output_shape, what="y"):
         if y.ndim == 1 and output_shape == (1,):

@@ -32,11 +32,10 @@ class LearningRateSchedule:
         return {}
 
 
-class ExponentialDecay(LearningRateSchedule):
-    """``initial_learning_rate * decay_rate ** (step / decay_steps)``
-    (the exponent floored with ``staircase=True``), as Keras."""
+class _Decay(LearningRateSchedule):
+    """A schedule of ``p = step / decay_steps`` (floored with ``staircase``)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
         self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate")
         if isinstance(decay_steps, bool) or not isinstance(decay_steps, (int, float)) or decay_steps <= 0:
             raise InputError(f"decay_steps must be a number > 0, got {decay_steps!r}")
@@ -46,33 +45,25 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __call__(self, step):
         p = step / self.decay_steps
-        if self.staircase:
-            p = np.floor(p)
+        return self._rate(np.floor(p) if self.staircase else p)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase}
+
+
+class ExponentialDecay(_Decay):
+    """``initial_learning_rate * decay_rate ** (step / decay_steps)``, as Keras."""
+
+    def _rate(self, p):
         return self.initial_learning_rate * self.decay_rate ** p
 
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase}
 
+class InverseTimeDecay(_Decay):
+    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``, as Keras."""
 
-class InverseTimeDecay(LearningRateSchedule):
-    """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``."""
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate")
-        self.decay_steps = _number(decay_steps, "decay_steps")
-        self.decay_rate = _number(decay_rate, "decay_rate")
-        self.staircase = bool(staircase)
-
-    def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = np.floor(p)
+    def _rate(self, p):
         return self.initial_learning_rate / (1 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase}
 
 
 SCHEDULES = {cls.__name__: cls for cls in (ExponentialDecay, InverseTimeDecay)}

@@ -47,16 +47,16 @@ class ReLU(WithActivation):
                 "negative_slope": self.negative_slope, "threshold": self.threshold}
 
 
-class LeakyReLU(WithActivation):
-    """x for x > 0, ``negative_slope * x`` below (Keras's layer default 0.3)."""
+class _ElementwiseActivation(WithActivation):
+    """An activation kernel with its parameters, as a layer (shapes unchanged)."""
 
-    def __init__(self, negative_slope=0.3, **kwargs):
-        super().__init__(**kwargs)
-        self.negative_slope = number(negative_slope, "negative_slope", 0)
+    kernel = None  # the name in kernels.activations
+
+    def _use(self, **params):
         from .. import activations
 
-        self.activation_fn = activations.ActivationFunction("leaky_relu", negative_slope=self.negative_slope)
-        self.activation = "leaky_relu"
+        self.activation_fn = activations.ActivationFunction(self.kernel, **params)
+        self.activation = self.kernel
 
     def forward(self, x, training=False):
         self._check_input(x)
@@ -64,49 +64,47 @@ class LeakyReLU(WithActivation):
 
     def backward_from_logits(self, dz):
         return dz
+
+
+class LeakyReLU(_ElementwiseActivation):
+    """x for x > 0, ``negative_slope * x`` below (Keras's layer default 0.3)."""
+
+    kernel = "leaky_relu"
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = number(negative_slope, "negative_slope", 0)
+        self._use(negative_slope=self.negative_slope)
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
 
 
-class ELU(WithActivation):
+class ELU(_ElementwiseActivation):
     """x for x > 0, ``alpha * (exp(x) - 1)`` below."""
+
+    kernel = "elu"
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = number(alpha, "alpha", 0)
-        from .. import activations
-
-        self.activation_fn = activations.ActivationFunction("elu", alpha=self.alpha)
-        self.activation = "elu"
-
-    def forward(self, x, training=False):
-        self._check_input(x)
-        return self._activate(x)
-
-    def backward_from_logits(self, dz):
-        return dz
+        self._use(alpha=self.alpha)
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
 
 
-class Softmax(WithActivation):
+class Softmax(_ElementwiseActivation):
     """Softmax over the last axis (``axis=-1``, the only one supported)."""
+
+    kernel = "softmax"
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if axis != -1:
             raise InputError(f"Softmax: axis={axis!r} is not supported (only -1, the last axis)")
         self.axis = -1
-        self._set_activation("softmax")
-
-    def forward(self, x, training=False):
-        self._check_input(x)
-        return self._activate(x)
-
-    def backward_from_logits(self, dz):
-        return dz
+        self._use()
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}

@@ -315,3 +315,30 @@ class WithActivation(Layer):
 
     def backward(self, dout):
         return self.backward_from_logits(self._deactivate(dout))
+
+
+class KernelBiasLayer(WithActivation):
+    """Shared by Dense and Conv2D: a kernel and an optional bias, each with its
+    initializer and regularizer (Keras's arguments), and their config."""
+
+    uses_rng = True
+
+    def _set_kernel_and_bias(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                             bias_regularizer):
+        self.use_bias = bool(use_bias)
+        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # checked now, not at build
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def _add_kernel_and_bias(self, kernel_shape):
+        self.add_weight("kernel", kernel_shape, self.kernel_initializer, regularizer=self.kernel_regularizer)
+        if self.use_bias:
+            self.add_weight("bias", kernel_shape[-1:], self.bias_initializer, regularizer=self.bias_regularizer)
+
+    def _kernel_and_bias_config(self):
+        return {"activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

@@ -2,12 +2,11 @@
 from kernels.conv import IMPLS as CONV_IMPLS
 from kernels.conv import conv2d_backward, conv2d_forward, winograd_applies
 
-from .. import initializers, regularizers
 from ..errors import InputError
-from .base import WithActivation, channels_last, pair, padding_mode, positive_int, sliding_output
+from .base import KernelBiasLayer, channels_last, pair, padding_mode, positive_int, sliding_output
 
 
-class Conv2D(WithActivation):
+class Conv2D(KernelBiasLayer):
     """2-D convolution over NHWC images (cross-correlation, as in Keras).
 
     Parameters
@@ -37,8 +36,6 @@ class Conv2D(WithActivation):
     kernel (kh, kw, cin, filters); bias (filters,).
     """
 
-    uses_rng = True
-
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, impl="numba",
@@ -54,11 +51,7 @@ class Conv2D(WithActivation):
             raise InputError(f"Conv2D: strides={strides!r} with dilation_rate={dilation_rate!r}: "
                              "a stride above 1 cannot go with a dilation above 1 (as in Keras)")
         self._set_activation(activation)
-        self.use_bias = bool(use_bias)
-        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # checked now, not at build
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_kernel_and_bias(use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer)
         if impl not in CONV_IMPLS:
             raise InputError(f"impl must be one of {CONV_IMPLS}, got {impl!r}")
         if impl == "winograd" and not winograd_applies(self.kernel_size, self.strides, self.dilation_rate):
@@ -77,10 +70,7 @@ class Conv2D(WithActivation):
 
     def build(self, input_shape):
         out = super().build(input_shape)
-        self.add_weight("kernel", (*self.kernel_size, self.input_shape[2], self.filters),
-                        self.kernel_initializer, regularizer=self.kernel_regularizer)
-        if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, regularizer=self.bias_regularizer)
+        self._add_kernel_and_bias((*self.kernel_size, self.input_shape[2], self.filters))
         return out
 
     def forward(self, x, training=False):
@@ -120,9 +110,4 @@ class Conv2D(WithActivation):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding,
-                "dilation_rate": list(self.dilation_rate), "activation": self.activation,
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+                "dilation_rate": list(self.dilation_rate), **self._kernel_and_bias_config()}

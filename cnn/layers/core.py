@@ -4,12 +4,11 @@ import numpy as np
 from kernels.dropout import dropout_backward_numba, dropout_numba
 from kernels.parallel import matmul
 
-from .. import initializers, regularizers
 from ..errors import InputError
-from .base import Layer, WithActivation, number, positive_int
+from .base import KernelBiasLayer, Layer, WithActivation, number, positive_int
 
 
-class Dense(WithActivation):
+class Dense(KernelBiasLayer):
     """Fully connected layer: ``activation(x @ kernel + bias)``.
 
     Parameters
@@ -25,18 +24,12 @@ class Dense(WithActivation):
     Shapes: x (n, in) -> out (n, units); kernel (in, units); bias (units,).
     """
 
-    uses_rng = True
-
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int(units, "units")
         self._set_activation(activation)
-        self.use_bias = bool(use_bias)
-        initializers.get(kernel_initializer), initializers.get(bias_initializer)  # checked now, not at build
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self._set_kernel_and_bias(use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 1:
@@ -54,10 +47,7 @@ class Dense(WithActivation):
 
     def build(self, input_shape):
         out = super().build(input_shape)
-        self.add_weight("kernel", (self.input_shape[0], self.units), self.kernel_initializer,
-                        regularizer=self.kernel_regularizer)
-        if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer, regularizer=self.bias_regularizer)
+        self._add_kernel_and_bias((self.input_shape[0], self.units))
         return out
 
     def forward(self, x, training=False):
@@ -75,12 +65,7 @@ class Dense(WithActivation):
         return matmul(dz, self.params["kernel"].T)
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
+        return {**super().get_config(), "units": self.units, **self._kernel_and_bias_config()}
 
 
 class Activation(WithActivation):
