@@ -151,19 +151,13 @@ def _looks_like_an_image(path):
     return any(head.startswith(magic) for magic in IMAGE_MAGIC)
 
 
-def _png_digit(path, invert="auto"):
-    image = read_gray(path)
-    if image.shape != (28, 28):
-        h, w = image.shape
-        if h != w or h % 28:
-            raise CommandError(f"{path}: a digit picture must be 28x28 (or a whole multiple), got {w}x{h}")
-        k = h // 28  # a picture scaled up by whole pixels: average each k x k block back
-        image = image.reshape(28, k, 28, k).mean(axis=(1, 3)).round().astype(np.uint8)
-        print(f"{path.name}: {w}x{h} averaged down to 28x28 ({k}x{k} blocks)")
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    if invert == "yes" or (invert == "auto" and border.mean() > 127):
-        image = 255 - image  # MNIST digits are light ink on a dark background
-        print(f"{path.name}: light background, inverted to MNIST's light-on-dark")
+def _png_digit(path):
+    """A picture of a digit, any size or format, made MNIST-like (cnn.images.read_digit)."""
+    from .images import read_digit
+
+    image, notes = read_digit(path)
+    for note in notes:
+        print(f"{path.name}: {note}")
     return image
 
 
@@ -219,8 +213,16 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     model = _digit_model(load_model(args.model), args.model)
+    shown = 0
     for spec in args.images:
         for name, image in _load_images_arg(spec):
+            if args.show_input:
+                target = Path(args.show_input)
+                if shown:
+                    target = target.with_name(f"{target.stem}_{shown}{target.suffix}")
+                write_png(target, image, scale=8)
+                print(f"{name}: the 28x28 the model sees written to {target} (scaled x8)")
+                shown += 1
             if image.shape != (28, 28):
                 raise CommandError(f"{name}: a {image.shape[0]}x{image.shape[1]} record; the model reads 28x28 digits")
             x = (image.astype(np.float32) / 255.0).reshape(1, 28, 28, 1)  # scaled as in training
@@ -547,11 +549,17 @@ def build_parser():
     p.add_argument("--n-test", type=int, default=None, help="first N test images (default: all)")
     p.set_defaults(run=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify images: PNG, the chapter's text format, or FILE.idx:N")
-    p.add_argument("model")
+    p = sub.add_parser("predict", help="classify pictures of digits (any size, PNG, JPEG, ...), the chapter's "
+                                       "text format, or FILE.idx:N")
+    p.add_argument("model", help="a model file (.npz, or a Keras .keras file)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="a 28x28 PNG (light background is inverted), a text file of 'label ** p1 ... p784' "
-                        "lines, or an IDX image file and record number, e.g. data/t10k-images-idx3-ubyte.gz:0")
+                   help="a picture of a digit in any size and common format (cropped to its ink, scaled to 20 "
+                        "pixels and centred in 28x28 as MNIST's digits were; a light page is inverted, a "
+                        "transparent one's strokes are the ink), a text file of 'label ** p1 ... p784' lines, "
+                        "or an IDX image file and record number, e.g. data/t10k-images-idx3-ubyte.gz:0")
+    p.add_argument("--show-input", metavar="PNG", default=None,
+                   help="write the 28x28 image the model sees (after the MNIST-style preparation), scaled x8; "
+                        "with several images, _1, _2... are added to the name")
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("show", help="an MNIST record as the chapter's hexadecimal grid and as a picture")

@@ -68,3 +68,112 @@ def write_png(path, image, scale=1):
     buffer = io.BytesIO()
     _pil().fromarray(image).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
+
+
+# ------------------------------------------------------------ a drawing made to look like MNIST
+# MNIST's digits (LeCun, Cortes and Burges' description of the data set) were
+# made by scaling each digit's ink to fit a 20x20 box with its aspect ratio
+# kept (anti-aliased, hence the gray levels), then placing it in a 28x28 image
+# so that its centre of mass sits at the centre. A drawing fed as it is (a
+# "7" filling a 280x280 canvas, or small in a corner) looks nothing like that.
+MNIST_BOX = 20
+MNIST_SIZE = 28
+MNIST_STROKE = 2.5  # pixels, at the 20-pixel scale (a typical MNIST pen)
+
+
+def _stroke_width(mask):
+    """A pen's width from its ink: the ink's area over half its outline's length."""
+    mask = np.pad(mask, 1)  # ink at the crop's edge has an outline there too
+    edges = (mask[1:] != mask[:-1]).sum() + (mask[:, 1:] != mask[:, :-1]).sum()
+    return 2 * mask.sum() / max(edges, 1)
+
+
+def ink(path):
+    """A picture's ink as bright-on-dark floats in [0, 1] (rows, cols), and notes on what was done.
+
+    A transparent background (alpha) makes the opaque strokes the ink,
+    whatever their colour; otherwise the picture is grayscale, inverted when
+    its border is light (dark ink on paper) so that the ink is bright, as in
+    MNIST.
+    """
+    Image = _pil()
+    image = read_image(path)
+    notes = []
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        alpha = np.asarray(image.convert("RGBA"), dtype=np.float64)[..., 3] / 255
+        if alpha.min() < 0.5 < alpha.max():
+            notes.append("transparent background: the opaque strokes are the ink")
+            return alpha, notes
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image.convert("RGBA"))
+    gray = np.asarray(image.convert("L"), dtype=np.float64) / 255
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:
+        gray = 1 - gray
+        notes.append("light background: inverted, so the ink is bright as in MNIST")
+    return gray, notes
+
+
+def mnist_style(values, notes=None):
+    """Crop to the ink, scale its longest side to 20 pixels (aspect kept),
+    and centre its centre of mass in 28x28, as MNIST's digits were made.
+
+    Parameters
+    ----------
+    values : float array (rows, cols), bright ink on a dark background, in [0, 1]
+
+    Returns
+    -------
+    image : uint8 (28, 28), 0..255
+    notes : list of str, what was done (and a warning when no digit is seen)
+    """
+    Image = _pil()
+    notes = list(notes or [])
+    values = np.asarray(values, dtype=np.float64)
+    background = np.median(np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]]))
+    signal = np.clip(values - background, 0, None)
+    peak = signal.max()
+    if peak < 0.1:
+        notes.append("WARNING: the picture is nearly uniform: no digit found (the prediction means little)")
+        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), notes
+    signal /= peak
+    rows, cols = np.nonzero(signal > 0.2)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    crop = signal[top:bottom, left:right]
+    h, w = crop.shape
+    scale = MNIST_BOX / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    picture = Image.fromarray((crop * 255).astype(np.uint8))
+    # MNIST's pens drew strokes about 2 pixels wide at this scale: a thin pen on a
+    # big canvas would shrink to a hairline, so it is widened first (a max filter)
+    stroke = _stroke_width(crop > 0.5) * scale
+    if stroke < MNIST_STROKE:
+        grow = 2 * int(round((MNIST_STROKE - stroke) / scale / 2)) + 1
+        if grow > 1:
+            from PIL import ImageFilter
+
+            picture = picture.filter(ImageFilter.MaxFilter(grow))
+            notes.append(f"thin strokes ({stroke:.1f} px at MNIST's scale) widened to about {MNIST_STROKE:g} px")
+    small = np.asarray(picture.resize(size, Image.Resampling.LANCZOS), dtype=np.float64)
+    small = np.clip(small, 0, 255)
+    total = small.sum()
+    cy = (small.sum(axis=1) * np.arange(small.shape[0])).sum() / total
+    cx = (small.sum(axis=0) * np.arange(small.shape[1])).sum() / total
+    canvas = np.zeros((3 * MNIST_SIZE, 3 * MNIST_SIZE))
+    y0 = MNIST_SIZE + int(round(MNIST_SIZE / 2 - 0.5 - cy))
+    x0 = MNIST_SIZE + int(round(MNIST_SIZE / 2 - 0.5 - cx))
+    canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+    image = canvas[MNIST_SIZE:2 * MNIST_SIZE, MNIST_SIZE:2 * MNIST_SIZE]
+    notes.append(f"ink cropped to {w}x{h} at ({left}, {top}), scaled to {size[0]}x{size[1]}, "
+                 "centred by its centre of mass in 28x28 (as MNIST's digits were made)")
+    return np.round(image).astype(np.uint8), notes
+
+
+def read_digit(path):
+    """Any picture of a digit (PNG, JPEG, ..., any size) as the 28x28 uint8
+    image an MNIST model expects, and notes on what was done."""
+    values, notes = ink(path)
+    if values.shape == (MNIST_SIZE, MNIST_SIZE) and not notes:
+        return np.round(values * 255).astype(np.uint8), ["already 28x28 light-on-dark: used as it is"]
+    return mnist_style(values, notes)
