@@ -252,87 +252,23 @@ def cmd_show(args):
         print(f"picture written to {args.out}")
 
 
-def _parse_matrix(text, what):
-    try:
-        rows = [[float(v) for v in row.replace(",", " ").split()] for row in text.split(";") if row.strip()]
-    except ValueError:
-        raise CommandError(f"{what}: write numbers, rows separated by ';', e.g. '1 2; 3 4'") from None
-    if not rows or len({len(r) for r in rows}) != 1:
-        raise CommandError(f"{what}: every row needs the same number of values")
-    matrix = np.array(rows)
-    if not np.isfinite(matrix).all():
-        raise CommandError(f"{what}: holds NaN or Inf; write finite numbers")
-    if matrix.shape[0] > EXPLAIN_MAX_SIZE or matrix.shape[1] > EXPLAIN_MAX_SIZE:
-        raise CommandError(f"{what}: {matrix.shape[0]}x{matrix.shape[1]}; explain-conv prints every cell, "
-                           f"so it takes at most {EXPLAIN_MAX_SIZE}x{EXPLAIN_MAX_SIZE}")
-    return matrix
-
-
-EXPLAIN_MAX_SIZE = 32  # explain-conv prints each cell's sum: beyond this it is a wall of text
-
-
-def _fmt(v):
-    return f"{v:g}"
-
-
 def cmd_explain_conv(args):
-    from kernels.geometry import window_geometry
-    from kernels.im2col import im2col_numpy
+    from . import explain
 
-    image = _parse_matrix(args.image, "--image")
-    kernel = _parse_matrix(args.filter, "--filter")
-    (h, w), (kh, kw), s = image.shape, kernel.shape, args.stride
-    if not 1 <= s <= EXPLAIN_MAX_SIZE:
-        raise CommandError(f"--stride must be from 1 to {EXPLAIN_MAX_SIZE}")
-    if args.padding in ("same", "valid"):
-        try:
-            oh, top, bottom = window_geometry(h, kh, s, args.padding)
-            ow, left, right = window_geometry(w, kw, s, args.padding)
-        except ValueError as err:
-            raise CommandError(str(err)) from None
-        how = f"'{args.padding}' padding (Keras's rule: any odd extra row/column at the bottom/right)"
-    else:
-        if not (args.padding.isascii() and args.padding.isdigit()) or int(args.padding) > EXPLAIN_MAX_SIZE:
-            raise CommandError(f"--padding must be 'same', 'valid' or a number of zeros from 0 to {EXPLAIN_MAX_SIZE}")
-        top = bottom = left = right = int(args.padding)
-        how = f"{top} row/column of zeros on every side"
-    padded = np.pad(image, ((top, bottom), (left, right)))
-    if padded.shape[0] < kh or padded.shape[1] < kw:
-        raise CommandError(f"the {kh}x{kw} filter does not fit the padded {padded.shape[0]}x{padded.shape[1]} image")
-    oh = (padded.shape[0] - kh) // s + 1
-    ow = (padded.shape[1] - kw) // s + 1
-    width = max(len(_fmt(v)) for v in np.concatenate([padded.ravel(), kernel.ravel()])) + 1
+    try:
+        image = explain.parse_channels(args.image, "--image")
+        filters = [explain.parse_channels(text, f"--filter {k}") for k, text in enumerate(args.filter or
+                                                                                        [DEFAULT_FILTER])]
+        dout = None
+        if args.dout is not None:
+            dout = explain.parse_channels(args.dout, "--dout")
+        return explain.explain(image, filters, args.stride, args.dilation, args.padding, args.backward, dout)
+    except explain.ExplainError as err:
+        raise CommandError(str(err)) from None
 
-    def show(matrix):
-        for row in matrix:
-            print("  " + "".join(_fmt(v).rjust(width) for v in row))
 
-    print(f"Image {h}x{w}, padded with {how} -> {padded.shape[0]}x{padded.shape[1]}:")
-    show(padded)
-    print(f"Filter {kh}x{kw}, stride {s} -> output {oh}x{ow}. Each output cell is the sum of the")
-    print("products of the filter and the window under it:")
-    out = np.zeros((oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            window = padded[i * s:i * s + kh, j * s:j * s + kw]
-            out[i, j] = float((window * kernel).sum())
-            terms = " + ".join(f"{_fmt(a)}*{_fmt(b)}" for a, b in zip(window.ravel(), kernel.ravel()))
-            print(f"  out[{i},{j}] = {terms} = {_fmt(out[i, j])}")
-    print("Output:")
-    show(out)
-    # the same computation, as the engine does it: one row per window, times the filter
-    cols = im2col_numpy(padded[None, :, :, None], kh, kw, s, s, 0, 0, oh, ow)
-    flat = kernel.reshape(-1)
-    product = cols @ flat
-    print(f"\nThe same as one matrix product (im2col): the {oh * ow} windows as rows of a "
-          f"{cols.shape[0]}x{cols.shape[1]} matrix,")
-    print(f"times the flattened filter [{' '.join(_fmt(v) for v in flat)}]:")
-    for r, row in enumerate(cols):
-        print(f"  [{' '.join(_fmt(v).rjust(width - 1) for v in row)}] . filter = {_fmt(product[r])}")
-    same = np.allclose(product.reshape(oh, ow), out)
-    print(f"Reshaped to {oh}x{ow}, this is {'exactly the output above' if same else 'NOT the output above'}.")
-    if not same:
-        raise CommandError("im2col disagrees with the direct computation")
+DEFAULT_IMAGE = "1 0 2 1 0; 0 1 3 1 2; 2 1 0 0 1; 1 3 1 2 0; 0 2 1 1 3"
+DEFAULT_FILTER = "1 0 -1; 1 0 -1; 1 0 -1"
 
 
 def cmd_visualize(args):
@@ -569,12 +505,19 @@ def build_parser():
     p.add_argument("--out", help="also write the picture to this PNG file")
     p.set_defaults(run=cmd_show)
 
-    p = sub.add_parser("explain-conv", help="a small convolution cell by cell, then as im2col times the filter")
-    p.add_argument("--image", default="1 0 2 1 0; 0 1 3 1 2; 2 1 0 0 1; 1 3 1 2 0; 0 2 1 1 3",
-                   help="rows separated by ';' (default: a 5x5 image, as in the chapter's Figure 5-3)")
-    p.add_argument("--filter", default="1 0 -1; 1 0 -1; 1 0 -1", help="rows separated by ';' (default: 3x3)")
-    p.add_argument("--stride", type=int, default=1)
+    p = sub.add_parser("explain-conv", help="a small convolution number by number: cell by cell, as im2col times "
+                                            "the filter, and (--backward) its gradients")
+    p.add_argument("--image", default=DEFAULT_IMAGE,
+                   help="rows separated by ';', channels by '|' (default: the chapter's 5x5 Figure 5-3 image)")
+    p.add_argument("--filter", action="append", default=None,
+                   help="rows separated by ';', channels by '|'; give --filter again for more filters "
+                        "(default: one 3x3 vertical-edge filter)")
+    p.add_argument("--stride", type=int, default=1, help="step between windows (default 1)")
+    p.add_argument("--dilation", type=int, default=1, help="spacing of the filter's taps (default 1)")
     p.add_argument("--padding", default="1", help="zeros on every side (a number), or 'same' or 'valid' (default 1)")
+    p.add_argument("--backward", action="store_true",
+                   help="also work out dL/dW and dL/dx from dL/dout (all ones unless --dout)")
+    p.add_argument("--dout", default=None, help="dL/dout for --backward: rows by ';', filters by '|'")
     p.set_defaults(run=cmd_explain_conv)
 
     p = sub.add_parser("visualize", help="PNGs of filters, feature maps, training curves and confusion")

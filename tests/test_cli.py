@@ -99,10 +99,34 @@ def test_explain_conv_default_is_figure_5_3():
     result = cnn("explain-conv")
     assert result.returncode == 0, result.stderr
     assert "Image 5x5, padded with 1 row/column of zeros on every side -> 7x7" in result.stdout
-    assert "stride 1 -> output 5x5" in result.stdout
+    assert "Stride 1 -> output 5x5" in result.stdout
     assert len(re.findall(r"^  out\[\d,\d\] = ", result.stdout, re.M)) == 25
-    assert "out[0,0] = 0*1 + 0*0 + 0*-1 + 0*1 + 1*0 + 0*-1 + 0*1 + 0*0 + 1*-1 = -1" in result.stdout
-    assert "this is exactly the output above" in result.stdout
+    assert "out[0,0] = 0*1 + 0*0 + 0*(-1) + 0*1 + 1*0 + 0*(-1) + 0*1 + 0*0 + 1*(-1) = -1" in result.stdout
+    assert "this is exactly the output above, and what the engine's kernels/conv.py computes" in result.stdout
+
+
+def test_explain_conv_prints_columns_as_wide_as_their_numbers():
+    # the tour's example: the output 12 and 14 once ran into their neighbours ("1214 6")
+    result = cnn("explain-conv", "--image", "1 2 3; 4 5 6; 7 8 9", "--filter", "1 0; 0 1", "--padding", "same")
+    assert result.returncode == 0, result.stderr
+    assert "\n   12 14  6\n" in result.stdout
+    valid = cnn("explain-conv", "--image", "1 2 3; 4 5 6; 7 8 9", "--filter", "1 0; 0 1", "--padding", "valid")
+    assert "no padding ('valid'" in valid.stdout and "zeros" not in valid.stdout.split("\n")[0]
+
+
+def test_explain_conv_channels_filters_dilation_and_the_backward_pass():
+    result = cnn("explain-conv", "--image", "1 2 3; 4 5 6; 7 8 9 | 0 1 0; 1 0 1; 0 1 0",
+                 "--filter", "1 -1; 0 2 | 1 1; 1 1", "--filter", "0 1; 1 0 | -1 0; 0 1",
+                 "--padding", "valid", "--backward", "--dout", "1 2; 3 4 | 1 0; 0 1")
+    assert result.returncode == 0, result.stderr
+    # out[0,0] of filter 0: channel 0 [1*1 + 2*(-1) + 4*0 + 5*2] + channel 1 [0 + 1 + 1 + 0] = 9 + 2
+    assert "out[0,0,0] = [1*1 + 2*(-1) + 4*0 + 5*2] + [0*1 + 1*1 + 1*1 + 0*1] = 11" in result.stdout
+    assert "dW[0,0,0,0] = 1*1 + 2*2 + 4*3 + 5*4 = 37" in result.stdout
+    assert "Both are what the engine's conv2d_backward computes." in result.stdout
+    dilated = cnn("explain-conv", "--image", "; ".join(" ".join(str(r * 5 + c) for c in range(5)) for r in range(5)),
+                  "--filter", "1 0; 0 1", "--dilation", "2", "--padding", "valid", "--backward")
+    assert dilated.returncode == 0 and "the 2x2 filter spans 3x3" in dilated.stdout
+    assert "out[0,0] = 0*1 + 2*0 + 10*0 + 12*1 = 12" in dilated.stdout
 
 
 def test_explain_conv_with_same_padding_and_stride():
