@@ -165,16 +165,22 @@ def _png_digit(path):
 def cmd_train(args):
     out = _check_out_path(args.out)  # before the work, not after it
     set_seed(args.seed)
-    (x, labels), (xt, test_labels) = load_mnist(args.data, n_train=args.n_train, n_test=args.n_test)
+    from .data import load_mnist_split
+
+    # the training split only: validation is held out of it (Keras's validation_split), and the
+    # test split is left for `cnn evaluate`, so that it says something about unseen digits
+    x, labels = load_mnist_split(args.data, "train", args.n_train)
     if len(x) < args.n_train:
         print(f"note: {args.data} holds {len(x)} training images, using all of them")
     model = _architecture(args.arch, args.optimizer, x.shape[1:])
-    y, yt = _targets(model, labels), _targets(model, test_labels)
-    print(f"training the {args.arch} model ({model.count_params():,} parameters) on {len(x):,} images, "
-          f"{args.epochs} epochs, batch {args.batch_size}, {type(model.optimizer).__name__}, seed {args.seed}")
+    y = _targets(model, labels)
+    held = len(x) - int(np.floor(len(x) * (1 - args.validation_split)))
+    print(f"training the {args.arch} model ({model.count_params():,} parameters) on {len(x) - held:,} images "
+          f"(the last {held:,} held out for validation), {args.epochs} epochs, batch {args.batch_size}, "
+          f"{type(model.optimizer).__name__}, seed {args.seed}")
     bar = args.progress == "yes" or (args.progress == "auto" and sys.stderr.isatty())
     history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=1 if bar else 2,
-                        validation_data=(xt, yt))
+                        validation_split=args.validation_split)
     model.save(out)
     history_path = out.with_suffix(".history.json")
     history_path.write_text(json.dumps(history.history, indent=1))
@@ -456,7 +462,7 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Run 'cnn COMMAND --help' for each command's options.")
     parser.add_argument("--version", action="version", version=f"cnn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def data_option(p):
         p.add_argument("--data", type=Path, default=BUNDLED_DATA,
@@ -466,15 +472,21 @@ def build_parser():
     data_option(p)
     p.add_argument("--arch", choices=["chapter", "lenet5", "small_vgg", "small"], default="chapter",
                    help="architecture (default: chapter; see cnn/architectures.py)")
-    p.add_argument("--n-train", type=int, default=1000, help="training images (default 1000)")
-    p.add_argument("--n-test", type=int, default=100, help="validation images from the test file (default 100)")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--n-train", type=int, default=1000,
+                   help="the first N images of the training file (default 1000, the chapter's)")
+    p.add_argument("--validation-split", type=float, default=0.1,
+                   help="the last fraction of those images, held out to validate after each epoch, as Keras's "
+                        "validation_split (default 0.1; the test file is never touched: see cnn evaluate)")
+    p.add_argument("--epochs", type=int, default=50, help="passes over the training images (default 50)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per optimizer step (default 128)")
     p.add_argument("--optimizer", default=None, choices=["adadelta", "adam", "adamw", "rmsprop", "adagrad", "sgd"],
                    help="optimizer by Keras name (default: the architecture's own: adadelta for chapter and small, "
                         "adam for lenet5 and small_vgg)")
-    p.add_argument("--seed", type=int, default=2)
-    p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
+    p.add_argument("--seed", type=int, default=2,
+                   help="fixes the initial weights, dropout masks and shuffling (default 2, the chapter's)")
+    p.add_argument("--out", default="model.npz",
+                   help="model file to write: .npz (the engine's, with the whole training state) or .keras "
+                        "(Keras 3 loads it) (default model.npz)")
     p.add_argument("--progress", choices=["auto", "yes", "no"], default="auto",
                    help="a progress bar over each epoch's batches (auto: when stderr is a terminal)")
     p.set_defaults(run=cmd_train)
@@ -500,7 +512,7 @@ def build_parser():
 
     p = sub.add_parser("show", help="an MNIST record as the chapter's hexadecimal grid and as a picture")
     data_option(p)
-    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--split", choices=["train", "test"], default="train", help="which file (default train)")
     p.add_argument("--index", type=int, default=0, help="record number (default 0, the chapter's '5')")
     p.add_argument("--out", help="also write the picture to this PNG file")
     p.set_defaults(run=cmd_show)
@@ -521,16 +533,17 @@ def build_parser():
     p.set_defaults(run=cmd_explain_conv)
 
     p = sub.add_parser("visualize", help="PNGs of filters, feature maps, training curves and confusion")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file (.npz or .keras)")
     data_option(p)
-    p.add_argument("--index", type=int, default=0, help="test image for the feature maps")
+    p.add_argument("--index", type=int, default=0, help="the test image whose feature maps are drawn (default 0)")
     p.add_argument("--history", help="history JSON (default: MODEL's .history.json, if there)")
     p.add_argument("--out", default="pictures", help="folder for the PNG files (default: pictures)")
     p.set_defaults(run=cmd_visualize)
 
     p = sub.add_parser("gradcheck", help="central-difference check of every layer, as a table")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tolerance", type=float, default=1e-6)
+    p.add_argument("--seed", type=int, default=0, help="for the random inputs and upstream gradients (default 0)")
+    p.add_argument("--tolerance", type=float, default=1e-6,
+                   help="the largest norm-wise relative error accepted per array (default 1e-6)")
     p.set_defaults(run=cmd_gradcheck)
     return parser
 
@@ -538,10 +551,16 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # `cnn` alone: what it can do
+        parser.print_help()
+        return 0
     for name in ("epochs", "batch_size", "n_train", "n_test", "index"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "index" else 1):
             parser.error(f"--{name.replace('_', '-')} must be {'>= 0' if name == 'index' else '>= 1'}")
+    split = getattr(args, "validation_split", None)
+    if split is not None and not 0 <= split < 1:
+        parser.error("--validation-split must be in [0, 1)")
     try:
         return args.run(args) or 0
     except BrokenPipeError:  # e.g. `cnn show | head`: the reader left, nothing is wrong

@@ -30,6 +30,27 @@ def trained(tmp_path_factory):
     return out, result
 
 
+def test_cnn_alone_prints_its_help():
+    result = cnn()
+    assert result.returncode == 0 and "usage: cnn" in result.stdout and "explain-conv" in result.stdout
+
+
+def test_every_option_says_what_it_does():
+    from cnn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            if action.dest != "help":
+                assert action.help, f"cnn {name} {action.option_strings or action.dest} has no help text"
+
+
+def test_train_validates_on_held_out_training_images_not_on_the_test_set(trained):
+    _, result = trained
+    assert "(the last 30 held out for validation)" in result.stdout
+
+
 def test_help_for_every_command():
     result = cnn("--help")
     assert result.returncode == 0
@@ -77,7 +98,7 @@ def test_predict_png_text_and_idx_records(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     verdicts = re.findall(r"^(.*): (\d) \((\w+)\) with probability (\d\.\d{4})$", result.stdout, re.M)
     assert len(verdicts) == 4
-    assert "averaged down to 28x28" in result.stdout and "inverted" in result.stdout
+    assert "centred by its centre of mass" in result.stdout and "inverted" in result.stdout
     assert verdicts[0][1] == verdicts[1][1] == verdicts[2][1]  # the same '7', three ways in
     for line in re.findall(r"^  (0:.*)$", result.stdout, re.M):
         assert abs(sum(float(p.split(":")[1]) for p in line.split()) - 1) < 1e-3
@@ -162,7 +183,7 @@ def test_gradcheck_table():
 
 @pytest.mark.parametrize("args,code,message", [
     (["nonsense"], 2, "invalid choice"),
-    ([], 2, "required"),
+    (["train", "--validation-split", "1.5"], 2, "--validation-split must be in [0, 1)"),
     (["train", "--epochs", "0"], 2, "--epochs must be >= 1"),
     (["train", "--optimizer", "nadam"], 2, "invalid choice"),
     (["train", "--data", "/nonexistent"], 1, "error: /nonexistent: no such directory"),
@@ -185,7 +206,8 @@ def test_predict_refuses_bad_images(trained, tmp_path):
     out, _ = trained
     write_png(tmp_path / "odd.png", np.zeros((30, 20), np.uint8))
     (tmp_path / "not.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    for name, message in (("odd.png", "must be 28x28"), ("not.png", "not an image file"),
-                          (f"{TEST_IMAGES}:20000", "has only 10000 records")):
+    for name, message in (("not.png", "not an image file"), (f"{TEST_IMAGES}:20000", "has only 10000 records")):
         result = cnn("predict", out, tmp_path / name if name.endswith("png") else name)
         assert result.returncode == 1 and message in result.stderr, result.stderr
+    blank = cnn("predict", out, tmp_path / "odd.png")  # any size is read; an empty one is warned about
+    assert blank.returncode == 0 and "WARNING: the picture is nearly uniform: no digit found" in blank.stdout
