@@ -49,37 +49,14 @@ def _targets(model, labels):
     return labels.astype(np.int64) if isinstance(model.loss, SparseCategoricalCrossentropy) else one_hot(labels)
 
 
-def _matplotlib():
+def plot_history(curves, path):
+    """The training curves picture (cnn.plots.history), as a command error when matplotlib is missing."""
+    from . import plots
+
     try:
-        import matplotlib
-    except ImportError:
-        raise CommandError("pictures need matplotlib: pip install -e '.[plots]'") from None
-    matplotlib.use("Agg")  # files only: no screen needed
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_history(history, path):
-    """Loss and accuracy per epoch (training, and validation when present)."""
-    plt = _matplotlib()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = range(1, len(history["loss"]) + 1)
-    metric = next((k for k in ("acc", "accuracy", "sparse_categorical_accuracy", "categorical_accuracy")
-                   if k in history), "acc")
-    for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], metric, "accuracy")):
-        if key in history:
-            ax.plot(epochs, history[key], marker="o", label="training")
-        if "val_" + key in history:
-            ax.plot(epochs, history["val_" + key], marker="o", label="validation")
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        plots.history(curves, path)
+    except plots.PlotError as err:
+        raise CommandError(str(err)) from None
 
 
 def _name(k):
@@ -254,7 +231,8 @@ def cmd_show(args):
     for row in image:
         print(" ".join(f"{v:02X}" for v in row))
     if args.out:
-        write_png(args.out, 255 - image, scale=8)  # gray_r, as in the chapter: dark ink on white
+        write_png(args.out, 255 - image, scale=8,  # gray_r, as in the chapter: dark ink on white
+                  caption=f"{args.split} record {args.index}: {_name(label)} ({label})\n{rows}x{cols} pixels, dark = ink")
         print(f"picture written to {args.out}")
 
 
@@ -278,70 +256,28 @@ DEFAULT_FILTER = "1 0 -1; 1 0 -1; 1 0 -1"
 
 
 def cmd_visualize(args):
+    from . import plots
     from .data import load_mnist_split
 
-    plt = _matplotlib()
+    plots.pyplot()  # matplotlib or a one-line error, before any work
     model = _digit_model(load_model(args.model), args.model)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out}: is a file; give a folder for the pictures")
     out.mkdir(parents=True, exist_ok=True)
+    xt, labels = load_mnist_split(args.data, "test", args.n_test)  # the same images as `cnn evaluate`
+    if args.index >= len(xt):
+        raise CommandError(f"{args.data}: the test split has {len(xt)} images, no image {args.index}")
     written = []
     convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
     if convs:
-        kernel = convs[0].params["kernel"]  # (kh, kw, cin, filters): show channel 0 of each filter
-        n = kernel.shape[-1]
-        cols = min(8, n)
-        fig, axes = plt.subplots(-(-n // cols), cols, figsize=(cols * 1.2, -(-n // cols) * 1.2), squeeze=False)
-        for k, ax in enumerate(axes.ravel()):
-            ax.axis("off")
-            if k < n:
-                ax.imshow(kernel[:, :, 0, k], cmap="gray")
-                ax.set_title(str(k), fontsize=7)
-        fig.suptitle(f"{convs[0].name}: the {n} first-layer filters (channel 0)")
-        fig.savefig(out / "filters.png", dpi=100)
-        plt.close(fig)
+        plots.filters(convs[0], out / "filters.png")
         written.append(out / "filters.png")
-
-    xt, labels = load_mnist_split(args.data, "test", max(args.index + 1, 1000))
-    if args.index >= len(xt):
-        raise CommandError(f"{args.data}: the test split has {len(xt)} images, no image {args.index}")
-    x = xt[args.index:args.index + 1]
-    maps = []
-    act = x
-    for layer in model.layers:
-        act = layer.forward(act, training=False)
-        if act.ndim == 4 and not isinstance(layer, Dropout):  # dropout is the identity here
-            maps.append((f"{layer.name} {act.shape[1]}x{act.shape[2]}x{act.shape[3]}", act[0]))
-    rows = 1 + len(maps)
-    fig, axes = plt.subplots(rows, 8, figsize=(10, 1.4 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    axes[0, 0].imshow(x[0, :, :, 0], cmap="gray_r")
-    axes[0, 0].set_title(f"input ({labels[args.index]})", fontsize=7)
-    for r, (title, fmap) in enumerate(maps, start=1):
-        for c in range(min(8, fmap.shape[-1])):
-            axes[r, c].imshow(fmap[:, :, c], cmap="viridis")
-        axes[r, 0].set_title(title, fontsize=7, loc="left")
-    fig.suptitle(f"feature maps for test image {args.index} (first 8 channels of each layer)")
-    fig.savefig(out / "feature_maps.png", dpi=100)
-    plt.close(fig)
+    plots.feature_maps(model, xt[args.index:args.index + 1], labels[args.index], out / "feature_maps.png")
     written.append(out / "feature_maps.png")
-
     predicted = model.predict(xt, batch_size=500).argmax(axis=1)
     classes = max(model.output_shape[-1], int(labels.max(initial=0)) + 1)
-    counts = confusion_matrix(labels, predicted, classes)
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.imshow(counts, cmap="Blues")
-    for t in range(classes):
-        for p in range(classes):
-            ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7,
-                    color="white" if counts[t, p] > counts.max() / 2 else "black")
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
-    ax.set_xticks(range(classes))
-    ax.set_yticks(range(classes))
-    ax.set_title(f"confusion on {len(xt):,} test images ({(predicted == labels).mean() * 100:.1f}% right)")
-    fig.savefig(out / "confusion.png", dpi=100)
-    plt.close(fig)
+    plots.confusion(labels, predicted, out / "confusion.png", classes)
     written.append(out / "confusion.png")
 
     history = Path(args.history) if args.history else Path(args.model).with_suffix(".history.json")
@@ -536,6 +472,8 @@ def build_parser():
     p.add_argument("model", help="a model file (.npz or .keras)")
     data_option(p)
     p.add_argument("--index", type=int, default=0, help="the test image whose feature maps are drawn (default 0)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="the first N test images for the confusion matrix (default: all, as cnn evaluate)")
     p.add_argument("--history", help="history JSON (default: MODEL's .history.json, if there)")
     p.add_argument("--out", default="pictures", help="folder for the PNG files (default: pictures)")
     p.set_defaults(run=cmd_visualize)

@@ -56,17 +56,32 @@ def read_gray(path):
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
-def write_png(path, image, scale=1):
+def write_png(path, image, scale=1, caption=None):
     """Write a grayscale picture (uint8 (rows, cols), 0 black, 255 white) as PNG,
-    each pixel a ``scale`` x ``scale`` block, atomically."""
+    each pixel a ``scale`` x ``scale`` block, atomically; ``caption`` lines
+    are written in a white band below it."""
     from .io import atomic_write_bytes
 
+    Image = _pil()
     image = np.asarray(image)
     if image.ndim != 2 or image.dtype != np.uint8:
         raise InputError(f"a PNG image must be uint8 (rows, cols), got {image.dtype} {image.shape}")
-    image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    picture = Image.fromarray(np.repeat(np.repeat(image, scale, axis=0), scale, axis=1))
+    if caption:
+        from PIL import ImageDraw, ImageFont
+
+        lines = caption.split("\n")
+        font = ImageFont.load_default(size=13)
+        band = 8 + 17 * len(lines)
+        width = max(picture.width, 12 + max(int(font.getlength(line)) for line in lines))
+        framed = Image.new("L", (width, picture.height + band), 255)
+        framed.paste(picture, ((width - picture.width) // 2, 0))
+        draw = ImageDraw.Draw(framed)
+        for k, line in enumerate(lines):
+            draw.text((6, picture.height + 4 + 17 * k), line, fill=0, font=font)
+        picture = framed
     buffer = io.BytesIO()
-    _pil().fromarray(image).save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -56,9 +56,10 @@ def main(argv=None):
     model = build_model()
     model.summary()
 
-    print(f"Starting training: {args.epochs} epochs, batch size {args.batch_size}")
+    print(f"Starting training: {args.epochs} epochs, batch size {args.batch_size} "
+          "(each line: the training loss and accuracy, averaged over that epoch's batches)")
     model.fit(train_x, train_y, batch_size=args.batch_size, epochs=args.epochs, verbose=0,
-              callbacks=[EpochLogger(args.epochs // 5)], shuffle=True)
+              callbacks=[EpochLogger(args.epochs // 5, last=args.epochs - 1)], shuffle=True)
     print("Training complete")
 
     loss, acc = model.evaluate(test_x, test_y)
@@ -72,11 +73,14 @@ def main(argv=None):
     print(f"Model saved to {model_path}")
 
     image = made_up_digit()
-    png = args.out / "made_up_digit.png"
-    write_png(png, (255 - image).astype(np.uint8), scale=8)  # gray_r: ink is dark
-    print(f"Made-up digit drawn to {png}")
     # The chapter fed raw 0..255 pixels here; the model was trained on pixels / 255.
     probs = model.predict((image / 255.0).reshape(1, 28, 28, 1).astype(np.float32))[0]
+    png = args.out / "made_up_digit.png"
+    guess = LABELS[int(probs.argmax())]
+    write_png(png, (255 - image).astype(np.uint8), scale=8,  # gray_r: ink is dark
+              caption=f"The chapter's made-up digit: a stroke in column 9\nand a diagonal. The chapter's model "
+                      f"read a 6;\nthis one reads {guess} ({probs.max():.2f}).")
+    print(f"Made-up digit drawn to {png}")
     np.set_printoptions(precision=4, suppress=True)
     print("Predicting the made-up digit (pixels / 255, as in training)")
     print(f"Probabilities: {probs}")

@@ -45,3 +45,19 @@ def test_the_custom_layer_guide_runs(tmp_path, capsys):
 def test_the_readme_links_the_docs():
     readme = (ROOT / "README.md").read_text()
     assert "docs/tour.md" in readme and "docs/custom-layers.md" in readme
+
+
+def test_every_picture_is_in_the_tour_and_the_script_makes_them(tmp_path):
+    import subprocess
+    import sys
+
+    pictures = sorted(p.name for p in (ROOT / "docs" / "pictures").glob("*.png"))
+    tour = TOUR.read_text()
+    shown = set(re.findall(r"\(pictures/([\w.]+\.png)\)", tour))
+    assert set(pictures) - {"drawing_seen_by_the_model.png"} <= shown, set(pictures) - shown  # (inside the pair)
+    assert shown <= set(pictures)
+    result = subprocess.run([sys.executable, "scripts/make_pictures.py", "--quick", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    made = {p.name for p in tmp_path.glob("*.png")}
+    assert set(pictures) - {"made_up_digit.png"} <= made  # --quick leaves out the 50-epoch chapter program
