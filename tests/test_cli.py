@@ -2,6 +2,7 @@
 import json
 import re
 import subprocess
+import os
 import sys
 from pathlib import Path
 
@@ -211,3 +212,28 @@ def test_predict_refuses_bad_images(trained, tmp_path):
         assert result.returncode == 1 and message in result.stderr, result.stderr
     blank = cnn("predict", out, tmp_path / "odd.png")  # any size is read; an empty one is warned about
     assert blank.returncode == 0 and "WARNING: the picture is nearly uniform: no digit found" in blank.stdout
+
+
+def test_in_a_terminal_each_epoch_line_starts_on_its_own(tmp_path):
+    # tqdm's bar and the epoch line share the terminal: the bar must be gone before the line prints
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child runs the command on the terminal
+        os.chdir(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "cnn", "train", "--arch", "small", "--epochs", "3",
+                                  "--n-train", "300", "--out", str(tmp_path / "t.npz")])
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    lines = [line.rsplit("\r", 1)[-1] for line in screen.replace("\r\n", "\n").split("\n")]  # what the eye sees
+    assert sum(line.startswith("Epoch ") and " - loss: " in line for line in lines) == 3, screen
+    assert not any("batch/s" in line and " - loss: " in line for line in lines), screen
