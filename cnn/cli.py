@@ -6,6 +6,7 @@
     cnn show                       an MNIST record as hexadecimal and as a picture
     cnn explain-conv               every output cell of a small convolution, twice
     cnn visualize MODEL            filters, feature maps, curves, confusion (PNG)
+    cnn explore [MODEL]            a page in the browser: draw, watch every layer, click a cell, train
     cnn gradcheck                  finite-difference check of every layer
 
 Every command has ``--help``. Errors are one line on stderr and exit code 1
@@ -301,6 +302,52 @@ def cmd_visualize(args):
         print(f"wrote {path}")
 
 
+def _cache_folder():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cnn-from-scratch"
+
+
+def cmd_explore(args):
+    from .explorer.server import make_server
+
+    if args.model:
+        model = load_model(args.model)
+    else:  # the chapter's model, trained on the bundled data once and kept
+        cached = Path(args.cache) if args.cache else _cache_folder() / "chapter-explorer.npz"
+        if cached.is_file():
+            model = load_model(cached)
+            print(f"the chapter's model from {cached}")
+        else:
+            from .data import load_mnist_split
+
+            print(f"training the chapter's model once on the bundled data (50 epochs, about a minute); "
+                  f"it is kept in {cached}", flush=True)
+            set_seed(2)
+            x, labels = load_mnist_split(None, "train", 1000)
+            model = _architecture("chapter", None)
+            model.fit(x, _targets(model, labels), batch_size=128, epochs=50, verbose=1 if sys.stderr.isatty() else 0)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            model.save(cached)
+    _digit_model(model, args.model or "the explorer")
+    try:
+        server = make_server(model, args.host, args.port)
+    except OSError as err:
+        raise CommandError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})") from None
+    host, port = server.server_address[:2]
+    url = f"http://{host}:{port}/"
+    print(f"cnn explore: serving on {url} (Ctrl-C stops it)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: listening on {args.host}: other machines on the network can reach this page", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 def gradcheck_cases():
     """(name, layer, sample shape, training) for every layer, activation and
     Conv2D algorithm the engine has: what ``cnn gradcheck`` checks."""
@@ -477,6 +524,17 @@ def build_parser():
     p.add_argument("--history", help="history JSON (default: MODEL's .history.json, if there)")
     p.add_argument("--out", default="pictures", help="folder for the PNG files (default: pictures)")
     p.set_defaults(run=cmd_visualize)
+
+    p = sub.add_parser("explore", help="a page in the browser: draw a digit, watch every layer, click any cell, "
+                                       "train live (every number from this engine)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a model file (default: the chapter's model, trained on the bundled data once and kept)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=0, help="port (default 0: a free one, printed)")
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--cache", default=None, help="where the default model is kept (default ~/.cache/cnn-from-scratch)")
+    p.set_defaults(run=cmd_explore)
 
     p = sub.add_parser("gradcheck", help="central-difference check of every layer, as a table")
     p.add_argument("--seed", type=int, default=0, help="for the random inputs and upstream gradients (default 0)")

@@ -45,6 +45,52 @@ def side_by_side(drawing, seen, out, caption):
     sheet.save(out)
 
 
+def explorer_screenshot(model_path, out):
+    """`cnn explore` in headless Chromium: a 7 drawn, a convolution cell clicked, the page photographed."""
+    import time
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from cnn.explorer.server import serve_in_thread
+    from cnn.io import load_model
+
+    server, url = serve_in_thread(load_model(model_path))
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1250"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.get(url + "/")
+        for _ in range(100):
+            if driver.execute_script("return document.body.dataset.ready") == "yes":
+                break
+            time.sleep(0.1)
+        pad = driver.find_element(By.ID, "pad")
+        chain = ActionChains(driver).move_to_element_with_offset(pad, -60, -90).click_and_hold()
+        for dx, dy in [(40, 0), (60, 0), (-20, 60), (-20, 60), (-20, 60)]:
+            chain = chain.move_by_offset(dx, dy)
+        chain.release().perform()
+        for _ in range(100):
+            if driver.execute_script("return window.explorer.predictions") > 0:
+                break
+            time.sleep(0.1)
+        cell = driver.find_elements(By.CSS_SELECTOR, 'canvas.map[data-layer="0"]')[6]
+        ActionChains(driver).move_to_element_with_offset(cell, 0, -4).click().perform()
+        time.sleep(1.0)
+        driver.execute_script("document.getElementById('layers-section').scrollIntoView()")
+        time.sleep(0.3)
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "pictures")
@@ -68,6 +114,10 @@ def main(argv=None):
                      "Left: a 7 drawn on a 280x280 canvas (not from MNIST).\n"
                      "Right: the 28x28 the model sees after the MNIST-style preparation.\n"
                      f"Prediction: {verdict}.")
+        if Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists():
+            explorer_screenshot(model, args.out / "explorer.png")
+        else:
+            print("note: no explorer.png (Debian's chromium and chromium-driver are not installed)")
         if not args.quick:
             subprocess.run([sys.executable, "scripts/mnist_cnn.py", "--out", work / "chapter"], cwd=ROOT, check=True,
                            capture_output=True)

@@ -1,0 +1,285 @@
+"""What the explorer's API computes, apart from HTTP: every number from the engine.
+
+Forward passes run under a lock: the layers keep caches for their backward
+pass, so two requests must not run one model at once. Training runs on its
+own copy of the model in a background thread and takes the lock only to swap
+the trained model in when it ends.
+"""
+import copy
+import threading
+
+import numpy as np
+
+from ..errors import InputError
+from ..images import mnist_style
+from ..layers import Conv2D, Dropout, MaxPooling2D
+from kernels.geometry import window_geometry
+
+MAX_SIDE = 1024  # a drawing's canvas, per side
+SAMPLES = 50     # test images offered by the picker
+
+
+class ApiError(Exception):
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+def _int(body, key, low, high):
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(f"{key!r} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _round(array, digits=4):
+    return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
+
+
+class Explorer:
+    def __init__(self, model, data=None):
+        from ..data import load_mnist_split
+
+        self.model = model
+        self.lock = threading.Lock()
+        self.x_test, self.labels = load_mnist_split(data, "test", SAMPLES)
+        self.data = data
+        self.training = None  # the state of a training run, see _train
+
+    # ---------------------------------------------------------------- dispatch
+    def get(self, route):
+        if route == "model":
+            return self.describe()
+        if route == "samples":
+            return {"count": len(self.labels), "labels": [int(v) for v in self.labels]}
+        if route.startswith("samples/"):
+            index = route.split("/", 1)[1]
+            if not (index.isascii() and index.isdigit()) or int(index) >= len(self.labels):
+                raise ApiError(f"no test image {index!r}; there are {len(self.labels)}", 404)
+            return {"label": int(self.labels[int(index)]),
+                    "pixels": np.round(self.x_test[int(index), :, :, 0] * 255).astype(int).tolist()}
+        if route == "train":
+            return self.train_status()
+        raise ApiError(f"no API call {route!r}", 404)
+
+    def post(self, route, body):
+        handlers = {"predict": self.predict, "explain": self.explain, "geometry": self.geometry,
+                    "train": self.start_training, "train/stop": self.stop_training}
+        if route not in handlers:
+            raise ApiError(f"no API call {route!r}", 404)
+        return handlers[route](body)
+
+    # ---------------------------------------------------------------- the model
+    def describe(self):
+        layers = []
+        for index, layer in enumerate(self.model.layers):
+            entry = {"index": index, "name": layer.name, "type": type(layer).__name__,
+                     "output_shape": list(layer.output_shape)}
+            if isinstance(layer, Conv2D):
+                entry.update(kernel_size=list(layer.kernel_size), strides=list(layer.strides), padding=layer.padding,
+                             dilation_rate=list(layer.dilation_rate), activation=layer.activation)
+            if isinstance(layer, MaxPooling2D):
+                entry.update(pool_size=list(layer.pool_size), strides=list(layer.strides), padding=layer.padding)
+            layers.append(entry)
+        return {"name": self.model.name, "input_shape": list(self.model.input_shape), "layers": layers,
+                "parameters": self.model.count_params()}
+
+    def _input(self, body):
+        """The 28x28 image a request is about, from a drawing, a test image or a given input."""
+        if "sample" in body:
+            index = _int(body, "sample", 0, len(self.labels) - 1)
+            return np.round(self.x_test[index, :, :, 0] * 255).astype(np.uint8), [f"test image {index}"]
+        image = body.get("image")
+        if not isinstance(image, dict):
+            raise ApiError("give 'image': {'width', 'height', 'pixels'} (a drawing) or 'sample': N (a test image)")
+        width, height = _int(image, "width", 1, MAX_SIDE), _int(image, "height", 1, MAX_SIDE)
+        pixels = image.get("pixels")
+        if not isinstance(pixels, list) or len(pixels) != width * height:
+            raise ApiError(f"'pixels' must list width x height = {width * height} gray values, "
+                           f"got {len(pixels) if isinstance(pixels, list) else type(pixels).__name__}")
+        try:
+            gray = np.array(pixels, dtype=np.float64).reshape(height, width)
+        except (TypeError, ValueError):
+            raise ApiError("'pixels' must be numbers from 0 to 255") from None
+        if not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 255:
+            raise ApiError("'pixels' must be finite numbers from 0 to 255")
+        values = gray / 255
+        notes = []
+        border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
+        if np.median(border) > 0.5:
+            values, notes = 1 - values, ["light background: inverted, so the ink is bright as in MNIST"]
+        return mnist_style(values, notes)
+
+    def _forward(self, image):
+        x = (np.asarray(image, dtype=np.float32) / 255).reshape(1, 28, 28, 1)
+        outputs = []
+        with self.lock:
+            act = x
+            for layer in self.model.layers:
+                act = layer.forward(act, training=False)
+                outputs.append(act)
+        return x, outputs
+
+    def predict(self, body):
+        image, notes = self._input(body)
+        x, outputs = self._forward(image)
+        probs = outputs[-1][0]
+        layers = []
+        for index, (layer, out) in enumerate(zip(self.model.layers, outputs)):
+            if out.ndim != 4:
+                continue
+            maps = out[0].transpose(2, 0, 1)  # channels first, for drawing
+            layers.append({"index": index, "name": layer.name, "type": type(layer).__name__,
+                           "shape": list(out.shape[1:]), "min": float(maps.min()), "max": float(maps.max()),
+                           "note": "dropout is the identity at inference" if isinstance(layer, Dropout) else None,
+                           "maps": _round(maps)})
+        return {"input": image.astype(int).tolist(), "notes": notes, "probabilities": _round(probs, 6),
+                "prediction": int(np.argmax(probs)), "layers": layers}
+
+    # ---------------------------------------------------------------- one cell
+    def explain(self, body):
+        raw = body.get("input")
+        try:
+            image = np.array(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ApiError("'input' must be the 28x28 image /api/predict returned") from None
+        if image.shape != (28, 28) or not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
+            raise ApiError(f"'input' must be 28x28 numbers from 0 to 255, got shape {image.shape}")
+        index = _int(body, "layer", 0, len(self.model.layers) - 1)
+        layer = self.model.layers[index]
+        if not isinstance(layer, (Conv2D, MaxPooling2D)):
+            raise ApiError(f"layer {index} ({type(layer).__name__}) has no windows to explain; "
+                           "choose a Conv2D or MaxPooling2D layer")
+        oh, ow, channels = layer.output_shape
+        row, col = _int(body, "row", 0, oh - 1), _int(body, "col", 0, ow - 1)
+        channel = _int(body, "channel", 0, channels - 1)
+        x, outputs = self._forward(image)
+        below = x[0] if index == 0 else outputs[index - 1][0]
+        engine = float(outputs[index][0, row, col, channel])
+        h, w, cin = below.shape
+        if isinstance(layer, Conv2D):
+            (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
+        else:
+            (kh, kw), (sh, sw), (dh, dw) = layer.pool_size, layer.strides, (1, 1)
+        _, pt, _ = window_geometry(h, (kh - 1) * dh + 1, sh, layer.padding)
+        _, pl, _ = window_geometry(w, (kw - 1) * dw + 1, sw, layer.padding)
+        ys = [row * sh - pt + a * dh for a in range(kh)]
+        xs = [col * sw - pl + b * dw for b in range(kw)]
+        inside = [[0 <= y < h and 0 <= x_ < w for x_ in xs] for y in ys]
+        receptive = {"layer": index - 1, "rows": [min(ys), max(ys)], "cols": [min(xs), max(xs)],
+                     "height": h, "width": w}
+        if isinstance(layer, MaxPooling2D):
+            window = np.array([[below[y, x_, channel] if ok else -np.inf for x_, ok in zip(xs, oks)]
+                               for y, oks in zip(ys, inside)])
+            a, b = np.unravel_index(int(np.argmax(window)), window.shape)  # the first maximum, as the kernel
+            return {"kind": "max", "layer": index, "name": layer.name, "cell": [row, col, channel],
+                    "window": _round(np.where(np.isfinite(window), window, 0)), "inside": inside,
+                    "winner": [int(a), int(b)], "value": float(window[a, b]), "engine": engine,
+                    "equal": bool(np.isclose(window[a, b], engine, rtol=1e-5, atol=1e-6)), "receptive": receptive}
+        kernel = layer.params["kernel"][:, :, :, channel].astype(np.float64)
+        window = np.zeros((kh, kw, cin))
+        for i, (y, oks) in enumerate(zip(ys, inside)):
+            for j, (x_, ok) in enumerate(zip(xs, oks)):
+                if ok:
+                    window[i, j] = below[y, x_]
+        products = window * kernel
+        total = float(products.sum())
+        bias = float(layer.params["bias"][channel]) if layer.use_bias else 0.0
+        pre = total + bias
+        activated = float(layer.activation_fn.forward(np.array([pre]))[0])
+        return {"kind": "conv", "layer": index, "name": layer.name, "cell": [row, col, channel],
+                "window": _round(window.transpose(2, 0, 1), 6), "weights": _round(kernel.transpose(2, 0, 1), 6),
+                "products": _round(products.transpose(2, 0, 1), 6), "inside": inside, "sum": total, "bias": bias,
+                "pre_activation": pre, "activation": layer.activation, "value": activated, "engine": engine,
+                "equal": bool(np.isclose(activated, engine, rtol=1e-4, atol=1e-5)), "receptive": receptive}
+
+    # ---------------------------------------------------------------- arithmetic
+    def geometry(self, body):
+        size = _int(body, "size", 1, 64)
+        kernel = _int(body, "kernel", 1, 16)
+        stride = _int(body, "stride", 1, 16)
+        dilation = _int(body, "dilation", 1, 8)
+        padding = body.get("padding")
+        if padding not in ("same", "valid"):
+            raise ApiError(f"'padding' must be 'same' or 'valid', got {padding!r}")
+        span = (kernel - 1) * dilation + 1
+        try:
+            out, before, after = window_geometry(size, span, stride, padding)  # the engine's (Keras's) rule
+        except ValueError as err:
+            raise ApiError(str(err)) from None
+        return {"output": out, "pad_before": before, "pad_after": after, "span": span,
+                "windows": [[i * stride - before + a * dilation for a in range(kernel)] for i in range(out)]}
+
+    # ---------------------------------------------------------------- training
+    def start_training(self, body):
+        from ..architectures import ARCHITECTURES
+
+        arch = body.get("arch", "chapter")
+        if arch not in ("chapter", "lenet5", "small"):
+            raise ApiError(f"'arch' must be 'chapter', 'lenet5' or 'small', got {arch!r}")
+        epochs = _int(body, "epochs", 1, 50) if "epochs" in body else 5
+        n_train = _int(body, "n_train", 100, 4500) if "n_train" in body else 1000
+        state = self.training
+        if state is not None and state["running"]:
+            raise ApiError("a training run is going on; stop it first", 409)
+        state = {"running": True, "arch": arch, "epoch": 0, "epochs": epochs, "history": {}, "filters": None,
+                 "error": None, "stop": threading.Event()}
+        self.training = state
+        thread = threading.Thread(target=self._train, args=(ARCHITECTURES[arch], state, n_train), daemon=True)
+        thread.start()
+        return {"started": True, "arch": arch, "epochs": epochs}
+
+    def _train(self, build, state, n_train):
+        from ..callbacks import Callback
+        from ..data import load_mnist_split
+        from ..losses import SparseCategoricalCrossentropy
+
+        explorer = self
+
+        class Progress(Callback):
+            def on_batch_end(self, batch, logs=None):
+                if state["stop"].is_set():
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                for key, value in (logs or {}).items():
+                    state["history"].setdefault(key, []).append(float(value))
+                state["epoch"] = epoch + 1
+                state["filters"] = explorer._filters(self.model)
+                if state["stop"].is_set():
+                    self.model.stop_training = True
+
+        try:
+            x, labels = load_mnist_split(self.data, "train", n_train)
+            model = build()
+            y = labels.astype(np.int64) if isinstance(model.loss, SparseCategoricalCrossentropy) \
+                else np.eye(10, dtype=np.float32)[labels]
+            model.fit(x, y, batch_size=128, epochs=state["epochs"], validation_split=0.1, verbose=0,
+                      callbacks=[Progress()])
+            with self.lock:
+                self.model = model  # the page now explores what was trained
+        except Exception as err:  # noqa: BLE001 - reported to the page, the server keeps serving
+            state["error"] = f"{type(err).__name__}: {err}"
+        finally:
+            state["running"] = False
+
+    def _filters(self, model):
+        convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+        if not convs:
+            return None
+        kernel = convs[0].params["kernel"][:, :, 0, :]
+        return {"layer": convs[0].name, "filters": _round(kernel.transpose(2, 0, 1)),
+                "limit": float(np.abs(kernel).max())}
+
+    def stop_training(self, body):
+        if self.training is None or not self.training["running"]:
+            raise ApiError("no training run is going on", 409)
+        self.training["stop"].set()
+        return {"stopping": True}
+
+    def train_status(self):
+        state = self.training
+        if state is None:
+            return {"running": False, "epoch": 0, "epochs": 0, "history": {}, "filters": self._filters(self.model),
+                    "error": None}
+        return {k: (copy.deepcopy(v) if k != "stop" else None) for k, v in state.items() if k != "stop"}

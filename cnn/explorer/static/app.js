@@ -1,0 +1,335 @@
+// The explorer's page. It computes nothing itself: every number comes from
+// the engine through the JSON API (cnn/explorer/server.py); this script draws.
+"use strict";
+
+const state = { model: null, input: null, layers: [], explain: null, history: {}, predictions: 0 };
+window.explorer = state;  // for the browser tests (and for the curious, in the console)
+
+async function api(path, body) {
+  const options = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" },
+                                              body: JSON.stringify(body) };
+  const response = await fetch("/api/" + path, options);
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+function fmt(v) {
+  if (Math.abs(v) >= 1000 || (v !== 0 && Math.abs(v) < 0.001)) return v.toExponential(2);
+  return (Math.round(v * 10000) / 10000).toString();
+}
+
+// ------------------------------------------------------------ colour scales
+function viridis(t) {  // a few stops of matplotlib's viridis, interpolated
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  t = Math.min(1, Math.max(0, t)) * (stops.length - 1);
+  const i = Math.min(stops.length - 2, Math.floor(t)), f = t - i;
+  return stops[i].map((c, k) => Math.round(c + f * (stops[i + 1][k] - c)));
+}
+
+function drawGrid(canvas, values, low, high, scale, colour) {
+  const h = values.length, w = values[0].length;
+  canvas.width = w * scale; canvas.height = h * scale;
+  const ctx = canvas.getContext("2d");
+  const span = high > low ? high - low : 1;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const [r, g, b] = colour((values[y][x] - low) / span);
+    ctx.fillStyle = `rgb(${r},${g},${b})`;
+    ctx.fillRect(x * scale, y * scale, scale, scale);
+  }
+}
+
+const gray = t => { const v = Math.round(255 * t); return [v, v, v]; };
+const diverging = t => t < 0.5 ? [Math.round(255 * 2 * t), Math.round(255 * 2 * t), 255]
+                               : [255, Math.round(255 * 2 * (1 - t)), Math.round(255 * 2 * (1 - t))];
+
+function legend(low, high) {
+  const box = document.createElement("div");
+  box.className = "legend";
+  const bar = document.createElement("canvas");
+  drawGrid(bar, [Array.from({ length: 40 }, (_, i) => i / 39)], 0, 1, 3, viridis);
+  bar.style.height = "10px";
+  box.append(fmt(low), bar, fmt(high));
+  return box;
+}
+
+// ------------------------------------------------------------ 1. draw and predict
+const pad = document.getElementById("pad");
+const pen = pad.getContext("2d");
+function clearPad() { pen.fillStyle = "#fff"; pen.fillRect(0, 0, pad.width, pad.height); }
+clearPad();
+let drawing = false, last = null, pending = null;
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * pad.width / box.width, (event.clientY - box.top) * pad.height / box.height];
+}
+pad.addEventListener("pointerdown", e => { drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e); });
+pad.addEventListener("pointermove", e => { if (drawing) stroke(e); });
+pad.addEventListener("pointerup", () => { drawing = false; predictDrawing(); });
+pad.addEventListener("pointercancel", () => { drawing = false; });
+
+function stroke(event) {
+  const p = point(event);
+  pen.strokeStyle = "#000"; pen.lineWidth = 18; pen.lineCap = "round"; pen.lineJoin = "round";
+  pen.beginPath(); pen.moveTo(last[0], last[1]); pen.lineTo(p[0], p[1]); pen.stroke();
+  last = p;
+  if (!pending) pending = setTimeout(() => { pending = null; predictDrawing(); }, 150);  // update as one draws
+}
+
+function predictDrawing() {
+  const data = pen.getImageData(0, 0, pad.width, pad.height).data;
+  const pixels = new Array(pad.width * pad.height);
+  for (let i = 0; i < pixels.length; i++) pixels[i] = Math.round((data[4 * i] + data[4 * i + 1] + data[4 * i + 2]) / 3);
+  return predict({ image: { width: pad.width, height: pad.height, pixels } });
+}
+
+async function predict(body) {
+  let result;
+  try { result = await api("predict", body); } catch (err) { document.getElementById("notes").textContent = err.message; return; }
+  state.input = result.input;
+  state.layers = result.layers;
+  state.probabilities = result.probabilities;
+  state.prediction = result.prediction;
+  drawGrid(document.getElementById("seen"), result.input, 0, 255, 6, gray);
+  document.getElementById("notes").textContent = result.notes.join("; ");
+  document.getElementById("prediction").textContent =
+    `${result.prediction} (probability ${result.probabilities[result.prediction].toFixed(3)})`;
+  const bars = document.getElementById("probabilities");
+  bars.innerHTML = "";
+  result.probabilities.forEach((p, k) => {
+    const row = document.createElement("div");
+    row.className = "bar";
+    row.innerHTML = `<b>${k}</b><span class="fill" style="width:${Math.max(1, 200 * p)}px"></span>${p.toFixed(3)}`;
+    bars.append(row);
+  });
+  drawLayers();
+  state.predictions += 1;
+}
+
+document.getElementById("clear").addEventListener("click", () => { clearPad(); });
+document.getElementById("samples").addEventListener("change", e => {
+  if (e.target.value !== "") predict({ sample: Number(e.target.value) });
+});
+
+// ------------------------------------------------------------ 2. feature maps, and one cell explained
+function drawLayers() {
+  const root = document.getElementById("layers");
+  root.innerHTML = "";
+  for (const layer of state.layers) {
+    const box = document.createElement("div");
+    box.className = "layer";
+    const [h, w, c] = layer.shape;
+    box.innerHTML = `<h3>${layer.name} (${layer.type}) ${h}x${w}x${c}${layer.note ? " - " + layer.note : ""}</h3>`;
+    box.append(legend(layer.min, layer.max));
+    const maps = document.createElement("div");
+    maps.className = "maps";
+    const scale = Math.max(2, Math.floor(56 / h));
+    layer.maps.forEach((values, channel) => {
+      const canvas = document.createElement("canvas");
+      canvas.className = "map";
+      canvas.dataset.layer = layer.index;
+      canvas.dataset.channel = channel;
+      canvas.title = `${layer.name} channel ${channel}`;
+      drawGrid(canvas, values, layer.min, layer.max, scale, viridis);
+      canvas.addEventListener("click", e => {
+        const r = canvas.getBoundingClientRect();
+        const row = Math.floor((e.clientY - r.top) / r.height * h), col = Math.floor((e.clientX - r.left) / r.width * w);
+        explain(layer.index, row, col, channel);
+      });
+      maps.append(canvas);
+    });
+    box.append(maps);
+    root.append(box);
+  }
+}
+
+function table(values, cls) {  // a 2-D array as a small table; cls(i, j) gives a cell's class
+  return "<table class='grid'>" + values.map((row, i) => "<tr>" + row.map((v, j) =>
+    `<td class="${cls ? cls(i, j) : ""}">${fmt(v)}</td>`).join("") + "</tr>").join("") + "</table>";
+}
+
+async function explain(layerIndex, row, col, channel) {
+  const layer = state.model.layers[layerIndex];
+  if (layer.type !== "Conv2D" && layer.type !== "MaxPooling2D") {
+    showPanel(`${layer.name} (${layer.type})`, "<p>This layer has no windows to explain: choose a Conv2D or MaxPooling2D output.</p>");
+    return;
+  }
+  let e;
+  try { e = await api("explain", { input: state.input, layer: layerIndex, row, col, channel }); }
+  catch (err) { showPanel("error", `<p>${err.message}</p>`); return; }
+  state.explain = e;
+  highlight(e.receptive, layerIndex, row, col, channel);
+  const pad = (i, j) => e.inside[i][j] ? "" : "pad";
+  let html = `<p>Output cell [${row}, ${col}] of channel ${channel}; its window in the layer below is rows
+    ${e.receptive.rows[0]}..${e.receptive.rows[1]}, columns ${e.receptive.cols[0]}..${e.receptive.cols[1]}
+    (gray cells: padding, read as ${e.kind === "max" ? "-infinity" : "0"}).</p>`;
+  if (e.kind === "conv") {
+    const partial = e.products.map(p => p.flat().reduce((a, b) => a + b, 0));
+    html += `<p id="panel-sum">sum of the products = <b>${fmt(e.sum)}</b>, + bias ${fmt(e.bias)} =
+      ${fmt(e.pre_activation)}; ${e.activation}(${fmt(e.pre_activation)}) = <b id="panel-value">${fmt(e.value)}</b></p>`;
+    html += `<p class="small">the sum, channel by channel: ${partial.map((v, k) => `${k}: ${fmt(v)}`).join(", ")}</p>`;
+    html += "<div class='grids'>";
+    e.window.forEach((w, k) => {
+      html += `<div><b>input channel ${k}</b>: window${table(w, pad)}weights${table(e.weights[k])}products${table(e.products[k], pad)}</div>`;
+    });
+    html += "</div>";
+  } else {
+    html += table(e.window, (i, j) => (i === e.winner[0] && j === e.winner[1]) ? "win" : pad(i, j));
+    html += `<p>the largest value wins: <b id="panel-value">${fmt(e.value)}</b> at window cell [${e.winner}]
+      (the first one, on ties); its gradient goes back to that cell alone.</p>`;
+  }
+  html += `<p>the engine computed <b id="panel-engine">${fmt(e.engine)}</b> for this cell:
+    ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.</p>`;
+  showPanel(`${e.name}: how one cell was computed`, html);
+}
+
+function showPanel(title, html) {
+  document.getElementById("panel").hidden = false;
+  document.getElementById("panel-title").textContent = title;
+  document.getElementById("panel-body").innerHTML = html;
+}
+
+function highlight(field, layerIndex, row, col, channel) {
+  // the receptive field, outlined on every map of the layer below (or on the input); the cell itself in blue
+  drawLayers();
+  const own = document.querySelector(`canvas.map[data-layer="${layerIndex}"][data-channel="${channel}"]`);
+  if (own) {
+    const [oh, ow] = state.model.layers[layerIndex].output_shape, ctx = own.getContext("2d");
+    ctx.strokeStyle = "#00a2ff"; ctx.lineWidth = 2;
+    ctx.strokeRect(col * own.width / ow, row * own.height / oh, own.width / ow, own.height / oh);
+  }
+  const targets = field.layer < 0 ? [document.getElementById("seen")]
+    : [...document.querySelectorAll(`canvas.map[data-layer="${field.layer}"]`)];
+  if (field.layer < 0) drawGrid(targets[0], state.input, 0, 255, 6, gray);
+  for (const canvas of targets) {
+    const ctx = canvas.getContext("2d"), sy = canvas.height / field.height, sx = canvas.width / field.width;
+    ctx.strokeStyle = "#ff2d00"; ctx.lineWidth = 2;
+    ctx.strokeRect(field.cols[0] * sx, field.rows[0] * sy, (field.cols[1] - field.cols[0] + 1) * sx,
+                   (field.rows[1] - field.rows[0] + 1) * sy);
+  }
+}
+
+// ------------------------------------------------------------ 3. convolution arithmetic
+let geometryTimer = null;
+async function geometry() {
+  const get = id => document.getElementById(id);
+  const body = { size: Number(get("g-size").value), kernel: Number(get("g-kernel").value),
+                 stride: Number(get("g-stride").value), dilation: Number(get("g-dilation").value),
+                 padding: get("g-padding").value };
+  let g;
+  try { g = await api("geometry", body); } catch (err) { get("g-result").textContent = err.message; return; }
+  state.geometry = g;
+  get("g-result").textContent = `output ${g.output}x${g.output}; padding ${g.pad_before} before (top/left) and
+    ${g.pad_after} after (bottom/right)${g.pad_before !== g.pad_after ? " - Keras puts the odd one at the end" : ""};
+    the kernel spans ${g.span} cells.`;
+  const canvas = get("g-canvas"), ctx = canvas.getContext("2d");
+  const total = body.size + g.pad_before + g.pad_after, cell = Math.min(28, Math.floor(280 / Math.max(total, 1)));
+  clearInterval(geometryTimer);
+  let step = 0;
+  const frame = () => {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    for (let y = 0; y < total; y++) for (let x = 0; x < total; x++) {
+      const padded = y < g.pad_before || x < g.pad_before || y >= g.pad_before + body.size || x >= g.pad_before + body.size;
+      ctx.fillStyle = padded ? "#eee" : "#cfe0ff"; ctx.fillRect(x * cell, y * cell, cell - 1, cell - 1);
+    }
+    if (g.output > 0) {
+      const i = Math.floor(step / g.output) % g.output, j = step % g.output;
+      ctx.fillStyle = "rgba(255,120,0,0.7)";
+      for (const y of g.windows[i]) for (const x of g.windows[j])
+        ctx.fillRect((x + g.pad_before) * cell, (y + g.pad_before) * cell, cell - 1, cell - 1);
+      const ox = total * cell + 30;
+      for (let y = 0; y < g.output; y++) for (let x = 0; x < g.output; x++) {
+        ctx.fillStyle = (y === i && x === j) ? "#ff7800" : "#ddd";
+        ctx.fillRect(ox + x * cell, y * cell, cell - 1, cell - 1);
+      }
+    }
+    step = (step + 1) % Math.max(1, g.output * g.output);
+  };
+  frame();
+  geometryTimer = setInterval(frame, 600);
+}
+for (const id of ["g-size", "g-kernel", "g-stride", "g-dilation", "g-padding"])
+  document.getElementById(id).addEventListener("change", geometry);
+
+// ------------------------------------------------------------ 4. train live
+let trainTimer = null;
+async function startTraining() {
+  const body = { arch: document.getElementById("t-arch").value, epochs: Number(document.getElementById("t-epochs").value),
+                 n_train: Number(document.getElementById("t-n").value) };
+  try { await api("train", body); } catch (err) { document.getElementById("t-status").textContent = err.message; return; }
+  document.getElementById("t-start").disabled = true;
+  document.getElementById("t-stop").disabled = false;
+  clearInterval(trainTimer);
+  trainTimer = setInterval(pollTraining, 700);
+}
+
+async function pollTraining() {
+  const s = await api("train");
+  state.history = s.history;
+  state.training = s;
+  document.getElementById("t-status").textContent = s.error ? `error: ${s.error}`
+    : `${s.running ? "training" : "done"}: ${s.epoch} of ${s.epochs} epochs`;
+  drawCurves(s.history);
+  if (s.filters) drawFilters(s.filters);
+  if (!s.running) {
+    clearInterval(trainTimer);
+    document.getElementById("t-start").disabled = false;
+    document.getElementById("t-stop").disabled = true;
+    loadModel();  // the page now explores the model just trained
+  }
+}
+
+function drawCurves(history) {
+  const canvas = document.getElementById("t-curves"), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#222"; ctx.font = "12px sans-serif";
+  ctx.fillText("loss (solid) and accuracy (dashed) per epoch; blue training, orange validation", 8, 14);
+  const loss = history.loss || [];
+  if (!loss.length) return;
+  const n = Math.max(2, loss.length), top = Math.max(...loss, ...(history.val_loss || []), 1);
+  const x = i => 40 + i * (canvas.width - 60) / (n - 1), y = (v, m) => canvas.height - 25 - v / m * (canvas.height - 50);
+  const line = (values, colour, max, dash) => {
+    if (!values) return;
+    ctx.strokeStyle = colour; ctx.setLineDash(dash); ctx.beginPath();
+    values.forEach((v, i) => i ? ctx.lineTo(x(i), y(v, max)) : ctx.moveTo(x(i), y(v, max)));
+    ctx.stroke(); values.forEach((v, i) => { ctx.fillStyle = colour; ctx.fillRect(x(i) - 2, y(v, max) - 2, 4, 4); });
+  };
+  const acc = Object.keys(history).find(k => !k.startsWith("val_") && k !== "loss" && k !== "learning_rate");
+  line(loss, "#1f77b4", top, []); line(history.val_loss, "#ff7f0e", top, []);
+  if (acc) { line(history[acc], "#1f77b4", 1, [5, 3]); line(history["val_" + acc], "#ff7f0e", 1, [5, 3]); }
+  ctx.setLineDash([]); ctx.fillStyle = "#222";
+  ctx.fillText("epoch", canvas.width / 2, canvas.height - 6);
+  ctx.fillText(`loss 0..${top.toFixed(2)}, accuracy 0..1`, 40, 28);
+}
+
+function drawFilters(f) {
+  const root = document.getElementById("t-filters");
+  root.innerHTML = `<p class="small">${f.layer}: channel 0 of each filter, one scale (blue -${fmt(f.limit)}, red +${fmt(f.limit)})</p>`;
+  for (const k of f.filters) {
+    const canvas = document.createElement("canvas");
+    drawGrid(canvas, k, -f.limit, f.limit, Math.max(4, Math.floor(36 / k.length)), diverging);
+    canvas.style.margin = "2px";
+    root.append(canvas);
+  }
+}
+
+document.getElementById("t-start").addEventListener("click", startTraining);
+document.getElementById("t-stop").addEventListener("click", () => api("train/stop", {}).catch(() => {}));
+
+// ------------------------------------------------------------ start
+async function loadModel() {
+  state.model = await api("model");
+  document.getElementById("model-line").textContent =
+    `${state.model.name}: ${state.model.layers.map(l => l.type).join(" → ")} (${state.model.parameters.toLocaleString()} parameters), computed by this engine.`;
+}
+
+(async function start() {
+  await loadModel();
+  const samples = await api("samples");
+  const select = document.getElementById("samples");
+  samples.labels.forEach((label, i) => { const o = document.createElement("option"); o.value = i; o.textContent = `test image ${i} (a ${label})`; select.append(o); });
+  geometry();
+  pollTraining();
+  document.body.dataset.ready = "yes";
+})();
