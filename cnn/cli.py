@@ -404,6 +404,7 @@ def gradcheck_losses():
 def cmd_gradcheck(args):
     from .gradcheck import check_gradients, check_layer
 
+    set_seed(args.seed)  # the layers' initial weights too: the same table every time
     rng = np.random.default_rng(args.seed)
     print(f"{'case':46s} {'entries':>7s} {'max |a-n|':>10s} {'rel. error':>10s}  tolerance (each entry)")
     failed = 0
