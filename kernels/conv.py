@@ -22,12 +22,18 @@ Three paths compute the same thing:
   (:mod:`kernels.winograd`), in chunks on all cores too.
 
 ``impl='numba'``, what the layers run, picks Winograd for 3x3 stride-1
-layers with at least WINOGRAD_MIN_CHANNELS input channels on batches of at
-least WINOGRAD_MIN_IMAGES images, and im2col for the rest (so a result's last
-bits can depend on the batch it came in). Measured for the chapter's second convolution (batch 128, 28x28,
-32 -> 64, ``python benchmarks/bench_kernels.py``): forward 12.2 ms vs 18.6 ms
-with im2col, backward 29.8 vs 38.9 ms. Its first layer (1 input channel)
-stays on im2col, where Winograd would be 4x slower.
+layers with WINOGRAD_MIN_CHANNELS to WINOGRAD_MAX_CHANNELS input channels
+when a call has at least WINOGRAD_MIN_PIXELS output pixels (images x height
+x width), and im2col for the rest (so a result's last bits can depend on the
+batch it came in). The rule follows ``benchmarks/conv_layers.py``
+(2026-12-01, 2-core Xeon with AVX-512; forward + backward, im2col time over
+Winograd time): with 32-64 channels Winograd wins on many pixels (the
+chapter's 28x28 32->64 at batch 32: 1.83x, batch 128: 1.49x; ResNet's 56x56
+64->64 at batch 32: 1.92x) and loses on few (the same layer on one 28x28
+image: 0.67x); with 1 channel it loses (0.35-0.39x), and with 512 channels
+it loses badly at every size (VGG 28x28: 0.18x, 7x7 at batch 32: 0.47x; 256
+channels at 56x56: 0.95x): its transformed kernel and tiles outgrow the
+caches.
 
 ``relu=True`` fuses the ReLU that follows most convolutions: it is applied to
 each chunk's output while that is in cache, and its gradient mask is applied
@@ -57,7 +63,8 @@ WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
 # layers: with 1 channel, 2x slower than im2col; with 32 channels, 1.4x
 # faster on 128 images, even on 8, and 1.4x slower on 1 (single-image predict).
 WINOGRAD_MIN_CHANNELS = 16
-WINOGRAD_MIN_IMAGES = 8
+WINOGRAD_MAX_CHANNELS = 128
+WINOGRAD_MIN_PIXELS = 6000  # output pixels in a call: 8 of the chapter's 28x28 images
 PARTIAL_SUMS = 8  # parts of a weight gradient summed separately (and by up to 8 cores)
 
 
@@ -104,11 +111,12 @@ def winograd_applies(w_shape, strides, dilation=(1, 1)):
     return tuple(w_shape[:2]) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
 
 
-def _algorithm(impl, w_shape, strides, n, dilation=(1, 1)):
+def _algorithm(impl, w_shape, strides, pixels, dilation=(1, 1)):
+    """The algorithm ``impl`` means for this kernel and a call of ``pixels`` output pixels."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "numba":
-        pays = w_shape[2] >= WINOGRAD_MIN_CHANNELS and n >= WINOGRAD_MIN_IMAGES
+        pays = WINOGRAD_MIN_CHANNELS <= w_shape[2] <= WINOGRAD_MAX_CHANNELS and pixels >= WINOGRAD_MIN_PIXELS
         return "winograd" if pays and winograd_applies(w_shape, strides, dilation) else "im2col"
     if impl == "winograd" and not winograd_applies(w_shape, strides, dilation):
         raise ValueError("impl='winograd' needs a 3x3 kernel, stride 1 and no dilation")
@@ -141,7 +149,7 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
         layer has read it).
     """
     geometry = _geometry(x.shape, w.shape, strides, padding, dilation)
-    algorithm = _algorithm(impl, w.shape, strides, x.shape[0], dilation)
+    algorithm = _algorithm(impl, w.shape, strides, x.shape[0] * geometry.oh * geometry.ow, dilation)
     oh, ow = geometry.oh, geometry.ow
     n, cout = x.shape[0], w.shape[3]
     if algorithm == "numpy":

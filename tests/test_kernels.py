@@ -318,14 +318,17 @@ def test_winograd_numpy_twin_agrees_with_im2col(rng, padding):
 
 
 def test_winograd_runs_only_where_it_applies(rng):
-    def algorithm(cin, kernel, strides, impl="numba", n=8):
-        x = rng.standard_normal((n, 6, 6, cin)).astype(np.float32)
+    def algorithm(cin, kernel, strides, impl="numba", n=8, size=28):
+        x = rng.standard_normal((n, size, size, cin)).astype(np.float32)
         w = np.ones((*kernel, cin, 2), np.float32)
         return conv2d_forward(x, w, None, strides, "same", impl=impl)[1].algorithm
 
     assert algorithm(32, (3, 3), (1, 1)) == "winograd"  # the chapter's second layer
     assert algorithm(1, (3, 3), (1, 1)) == "im2col"  # its first: too few channels to pay
     assert algorithm(32, (3, 3), (1, 1), n=1) == "im2col"  # one image: the set-up does not pay
+    assert algorithm(32, (3, 3), (1, 1), n=8, size=6) == "im2col"  # nor a few small ones
+    assert algorithm(32, (3, 3), (1, 1), n=2, size=56) == "winograd"  # two large ones do
+    assert algorithm(256, (3, 3), (1, 1), n=1, size=8) == "im2col"  # too many channels: it never pays
     assert algorithm(32, (3, 3), (2, 2)) == "im2col"
     assert algorithm(32, (2, 2), (1, 1)) == "im2col"
     assert algorithm(1, (3, 3), (1, 1), impl="winograd") == "winograd"
@@ -345,7 +348,7 @@ def test_winograd_in_many_chunks_and_both_tile_sizes(monkeypatch, rng, tile, pad
     x = rng.standard_normal((9, 11, 10, 20))
     w = rng.standard_normal((3, 3, 20, 6))
     b = rng.standard_normal(6)
-    out, cache = conv2d_forward(x, w, b, (1, 1), padding, relu=True)
+    out, cache = conv2d_forward(x, w, b, (1, 1), padding, impl="winograd", relu=True)
     assert cache.algorithm == "winograd"
     ref, ref_cache = conv2d_forward(x, w, b, (1, 1), padding, impl="numpy", relu=True)
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-11)

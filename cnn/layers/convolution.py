@@ -27,8 +27,9 @@ class Conv2D(KernelBiasLayer):
     kernel_regularizer, bias_regularizer : None, 'l2' or a :mod:`cnn.regularizers` object
     impl : {'numba', 'im2col', 'winograd', 'numpy'}
         How the kernels compute (not saved with the model): 'numba' (the
-        default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 or
-        more input channels on batches of 8 or more, and im2col otherwise;
+        default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 to
+        128 input channels on calls of 6,000 output pixels or more (8 of the
+        chapter's images), and im2col otherwise (kernels/conv.py has the measurements);
         'im2col' and 'winograd' force one; 'numpy' is the readable reference
         (kernels/conv.py).
 
