@@ -34,13 +34,18 @@ def record(peers=(), threads=None):
     import numpy as np
     from threadpoolctl import threadpool_info
 
+    from importlib import metadata
+
     versions = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__}
     for name in peers:
-        try:
-            module = __import__(name)
-            versions[name] = getattr(module, "__version__", "?")
-        except ImportError:
-            versions[name] = "missing"
+        # from the installed distribution, never by importing the peer here: a parent that imported
+        # TensorFlow would pass its memory high-water mark (ru_maxrss) on to every worker it starts
+        for dist in {"tensorflow": ("tensorflow-cpu", "tensorflow")}.get(name, (name,)):
+            try:
+                versions[name] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                versions[name] = "missing"
     blas = [{"library": p.get("internal_api"), "version": p.get("version"), "threads": p.get("num_threads"),
              "architecture": p.get("architecture")} for p in threadpool_info() if p.get("user_api") == "blas"]
     return {"cpu": cpu(), "cores": os.cpu_count(), "engine_threads": threads, "versions": versions, "blas": blas,

@@ -222,6 +222,10 @@ def main(argv=None):
         print(json.dumps(WORKERS[args.worker](args, launched)))
         return 0
 
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import machine as machine_record
+
+    record = machine_record.record(peers=["keras", "tensorflow", "torch"])
     results = {}
     for name in args.only:
         if name == "engine":
@@ -276,9 +280,11 @@ def main(argv=None):
             lines.append(f"{n}: failed: {results[n]['error']}")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
     lines.append(f"Machine: {machine}.")
+    lines.append(machine_record.describe(machine_record.finish(record)))
     table = "\n".join(lines)
     print(table)
-    args.json.write_text(json.dumps({"machine": machine, "results": results, "table": table}, indent=1))
+    args.json.write_text(json.dumps({"machine": machine, "record": record, "results": results, "table": table},
+                                    indent=1))
     return 0
 
 

@@ -9,7 +9,7 @@ Shapes: any; softmax works along the last axis.
 import math
 
 import numpy as np
-from numba import njit, vectorize
+from numba import njit
 
 
 def relu_forward(z):
@@ -143,22 +143,32 @@ def gelu_backward_numpy(dout, out, z):
     return (dout * (0.5 * (1 + erf) + z * np.exp(-0.5 * z * z) * _INV_SQRT_2PI)).astype(dout.dtype, copy=False)
 
 
-@vectorize(["float32(float32)", "float64(float64)"], cache=True)
-def _gelu(z):
-    return 0.5 * z * (1 + math.erf(z * _SQRT_HALF))
+@njit(cache=True, nogil=True)
+def _gelu_flat(z, out):
+    for i in range(z.size):
+        out[i] = 0.5 * z[i] * (1 + math.erf(z[i] * _SQRT_HALF))
+    return out
 
 
-@vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
-def _gelu_grad(dout, z):
-    return dout * (0.5 * (1 + math.erf(z * _SQRT_HALF)) + z * math.exp(-0.5 * z * z) * _INV_SQRT_2PI)
+@njit(cache=True, nogil=True)
+def _gelu_grad_flat(dout, z, out):
+    for i in range(z.size):
+        x = z[i]
+        out[i] = dout[i] * (0.5 * (1 + math.erf(x * _SQRT_HALF)) + x * math.exp(-0.5 * x * x) * _INV_SQRT_2PI)
+    return out
 
 
+# compiled on first use (and cached), not at import: a ufunc with signatures
+# compiles when the module loads, which cost every program ~50 MB and a fraction of a second
 def gelu_forward(z):
-    return _gelu(z)
+    z = np.ascontiguousarray(z)
+    return _gelu_flat(z.reshape(-1), np.empty(z.size, z.dtype)).reshape(z.shape)
 
 
 def gelu_backward(dout, out, z):
-    return _gelu_grad(dout.astype(z.dtype, copy=False), z)
+    z = np.ascontiguousarray(z)
+    dout = np.ascontiguousarray(dout, dtype=z.dtype)
+    return _gelu_grad_flat(dout.reshape(-1), z.reshape(-1), np.empty(z.size, z.dtype)).reshape(z.shape)
 
 
 # name -> (forward, backward); parameters (alpha, negative_slope) are bound by cnn.activations
