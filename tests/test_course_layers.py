@@ -12,20 +12,11 @@ from cnn.errors import InputError
 from cnn.layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, GlobalAveragePooling2D,
                         GlobalMaxPooling2D, LeakyReLU, ReLU, Reshape, Softmax, ZeroPadding2D)
 
+from cnn.testing import pool2d_cases, untied
 from helpers import helper_test_layer
 
 
-def untied(rng, shape, gap=1e-3):
-    """Values with no two equal (and at least ``gap`` apart): no max ties."""
-    n = int(np.prod(shape))
-    return (rng.permutation(n).reshape(shape) * gap - n * gap / 2).astype(np.float32)
-
-
-pool_cases = st.fixed_dictionaries({
-    "n": st.integers(1, 2), "h": st.integers(1, 9), "w": st.integers(1, 9), "c": st.integers(1, 3),
-    "ph": st.integers(1, 3), "pw": st.integers(1, 3), "sh": st.integers(1, 3), "sw": st.integers(1, 3),
-    "padding": st.sampled_from(["valid", "same"]),
-})
+pool_cases = pool2d_cases()  # the strategy users get from cnn.testing
 
 
 @settings(max_examples=30)

@@ -8,28 +8,11 @@ from cnn.gradcheck import check_layer
 from cnn.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnn.errors import InputError
 
+from cnn.testing import conv2d_cases, pool2d_cases, untied
 from helpers import FD_TOLERANCE, helper_test_layer
 
 
-def untied(rng, shape, gap=1e-3):
-    """Values with no two equal (and at least ``gap`` apart): no max-pool ties."""
-    n = int(np.prod(shape))
-    return (rng.permutation(n).reshape(shape) * gap - n * gap / 2).astype(np.float32)
-
-
-conv_cases = st.fixed_dictionaries({
-    "n": st.integers(1, 2),
-    "h": st.integers(1, 9),
-    "w": st.integers(1, 9),
-    "cin": st.sampled_from([1, 3]),
-    "cout": st.integers(1, 4),
-    "kh": st.integers(1, 4),
-    "kw": st.integers(1, 4),
-    "sh": st.integers(1, 3),
-    "sw": st.integers(1, 3),
-    "padding": st.sampled_from(["valid", "same"]),
-    "use_bias": st.booleans(),
-})
+conv_cases = conv2d_cases()  # the strategy users get from cnn.testing
 
 
 @settings(max_examples=30)
@@ -88,17 +71,7 @@ def test_conv2d_relu_chapter_like(keras, impl, padding, strides, rng):
         assert max(errors.values()) < FD_TOLERANCE, errors
 
 
-pool_cases = st.fixed_dictionaries({
-    "n": st.integers(1, 2),
-    "h": st.integers(1, 9),
-    "w": st.integers(1, 9),
-    "c": st.integers(1, 3),
-    "ph": st.integers(1, 3),
-    "pw": st.integers(1, 3),
-    "sh": st.integers(1, 3),
-    "sw": st.integers(1, 3),
-    "padding": st.sampled_from(["valid", "same"]),
-})
+pool_cases = pool2d_cases()  # the strategy users get from cnn.testing
 
 
 @settings(max_examples=30)
