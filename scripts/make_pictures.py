@@ -77,11 +77,18 @@ def explorer_screenshot(model_path, out):
             chain = chain.move_by_offset(dx, dy)
         chain.release().perform()
         for _ in range(100):
-            if driver.execute_script("return window.explorer.predictions") > 0:
+            if driver.execute_script("return window.explorer.predictions > 0 && window.explorer.inflight === 0"):
                 break
             time.sleep(0.1)
-        cell = driver.find_elements(By.CSS_SELECTOR, 'canvas.map[data-layer="0"]')[6]
-        ActionChains(driver).move_to_element_with_offset(cell, 0, -4).click().perform()
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        for _ in range(5):  # the maps are redrawn after each prediction: find the canvas again if replaced
+            try:
+                cell = driver.find_elements(By.CSS_SELECTOR, 'canvas.map[data-layer="0"]')[6]
+                ActionChains(driver).move_to_element_with_offset(cell, 0, -4).click().perform()
+                break
+            except StaleElementReferenceException:
+                time.sleep(0.2)
         time.sleep(1.0)
         driver.execute_script("document.getElementById('layers-section').scrollIntoView()")
         time.sleep(0.3)

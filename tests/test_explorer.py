@@ -199,13 +199,25 @@ def test_the_page_draws_predicts_explains_and_trains(server, browser, tmp_path):
     for dx, dy in [(40, 0), (60, 0), (-20, 60), (-20, 60), (-20, 60)]:  # a "7"
         chain = chain.move_by_offset(dx, dy)
     chain.release().perform()
-    wait_for(browser, "return window.explorer.predictions > 0")
+    wait_for(browser, "return window.explorer.predictions > 0 && window.explorer.inflight === 0")
+    settled = -1
+    while settled != browser.execute_script("return window.explorer.predictions"):  # no more on the way
+        settled = browser.execute_script("return window.explorer.predictions")
+        time.sleep(0.5)
     assert "probability" in browser.find_element(By.ID, "prediction").text
-    # click a cell of the convolution's channel 2, near its middle
-    canvas = browser.find_elements(By.CSS_SELECTOR, 'canvas.map[data-layer="0"]')[2]
-    ActionChains(browser).move_to_element_with_offset(canvas, 2, 2).click().perform()
+    # click a cell of the convolution's channel 2, near its middle (the maps are redrawn after each
+    # prediction: find the canvas again if it was replaced meanwhile)
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for attempt in range(5):
+        try:
+            canvas = browser.find_elements(By.CSS_SELECTOR, 'canvas.map[data-layer="0"]')[2]
+            ActionChains(browser).move_to_element_with_offset(canvas, 2, 2).click().perform()
+            break
+        except StaleElementReferenceException:
+            time.sleep(0.2)
     explained = wait_for(browser, "return window.explorer.explain")
-    image = browser.execute_script("return window.explorer.input")
+    image = explained["input"]  # the input that cell was explained for
     row, col, channel = explained["cell"]
     expected = float(engine_outputs(srv.explorer.model, image)[0][0, row, col, channel])
     shown = float(browser.find_element(By.ID, "panel-engine").text)

@@ -2,7 +2,7 @@
 // the engine through the JSON API (cnn/explorer/server.py); this script draws.
 "use strict";
 
-const state = { model: null, input: null, layers: [], explain: null, history: {}, predictions: 0 };
+const state = { model: null, input: null, layers: [], explain: null, history: {}, predictions: 0, inflight: 0 };
 window.explorer = state;  // for the browser tests (and for the curious, in the console)
 
 async function api(path, body) {
@@ -66,7 +66,11 @@ function point(event) {
 }
 pad.addEventListener("pointerdown", e => { drawing = true; last = point(e); pad.setPointerCapture(e.pointerId); stroke(e); });
 pad.addEventListener("pointermove", e => { if (drawing) stroke(e); });
-pad.addEventListener("pointerup", () => { drawing = false; predictDrawing(); });
+pad.addEventListener("pointerup", () => {
+  drawing = false;
+  if (pending) { clearTimeout(pending); pending = null; }  // the stroke is done: one prediction for it
+  predictDrawing();
+});
 pad.addEventListener("pointercancel", () => { drawing = false; });
 
 function stroke(event) {
@@ -86,7 +90,10 @@ function predictDrawing() {
 
 async function predict(body) {
   let result;
-  try { result = await api("predict", body); } catch (err) { document.getElementById("notes").textContent = err.message; return; }
+  state.inflight += 1;
+  try { result = await api("predict", body); }
+  catch (err) { document.getElementById("notes").textContent = err.message; return; }
+  finally { state.inflight -= 1; }
   state.input = result.input;
   state.layers = result.layers;
   state.probabilities = result.probabilities;
@@ -156,9 +163,10 @@ async function explain(layerIndex, row, col, channel) {
     return;
   }
   let e;
-  try { e = await api("explain", { input: state.input, layer: layerIndex, row, col, channel }); }
+  const input = state.input;
+  try { e = await api("explain", { input, layer: layerIndex, row, col, channel }); }
   catch (err) { showPanel("error", `<p>${err.message}</p>`); return; }
-  state.explain = e;
+  state.explain = { ...e, input };  // with the input it is about
   highlight(e.receptive, layerIndex, row, col, channel);
   const pad = (i, j) => e.inside[i][j] ? "" : "pad";
   let html = `<p>Output cell [${row}, ${col}] of channel ${channel}; its window in the layer below is rows
