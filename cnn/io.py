@@ -15,8 +15,8 @@ crash, a kill or a full disk never leaves a half-written model behind, and
 two saves to one path at once each end with a whole file (the last rename
 wins). See :mod:`cnn.limits` for what a model file may ask for.
 """
-import ast
 import io
+import re
 import json
 import os
 import tempfile
@@ -170,6 +170,22 @@ NPY_HEADER_ALLOWANCE = 4096  # an .npy member is its header plus exactly the arr
 NPY_DTYPES = {"<f4": np.float32, "<f8": np.float64, "|u1": np.uint8}
 
 
+# the one header np.save writes for a plain array, e.g.
+# {'descr': '<f4', 'fortran_order': False, 'shape': (784, 16), }   (padded with spaces, then a newline)
+NPY_HEADER = re.compile(r"\{'descr': '([<>|=]?[a-zA-Z]\d*)', 'fortran_order': (True|False), "
+                        r"'shape': \(((?:\d+, )*\d*|\d+,)\), \} *\n?")
+
+
+def _npy_header(raw, path, member):
+    """(descr, fortran_order, shape) from an .npy header, matched against the form
+    np.save writes: nothing in it is evaluated."""
+    match = NPY_HEADER.fullmatch(raw.decode("latin1"))
+    if match is None:
+        raise ModelFileError(f"{path}: {member} has a corrupt or unusual .npy header")
+    descr, fortran, dims = match.groups()
+    return descr, fortran == "True", tuple(int(d) for d in dims.replace(",", " ").split())
+
+
 def _read_member(archive, info, max_bytes, path, shape=None, where=None, want_dtype=None):
     """One .npy member as an array, read as data only.
 
@@ -192,13 +208,8 @@ def _read_member(archive, info, max_bytes, path, shape=None, where=None, want_dt
         header_length = int.from_bytes(stream.read(size_bytes), "little")
         if header_length > NPY_HEADER_ALLOWANCE:
             raise ModelFileError(f"{path}: {info.filename} has a {header_length}-byte header")
-        try:
-            header = ast.literal_eval(stream.read(header_length).decode("latin1"))
-            descr, fortran, declared = header["descr"], header["fortran_order"], tuple(header["shape"])
-        except (ValueError, SyntaxError, KeyError, TypeError, UnicodeDecodeError, MemoryError, RecursionError):
-            raise ModelFileError(f"{path}: {info.filename} has a corrupt .npy header") from None
-        if descr not in NPY_DTYPES or fortran is not False or not all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in declared):
+        descr, fortran, declared = _npy_header(stream.read(header_length), path, info.filename)
+        if descr not in NPY_DTYPES or fortran is not False:
             raise ModelFileError(f"{path}: {info.filename} holds {descr!r} {declared}; only plain float32, "
                                  "float64 or byte arrays are read")
         dtype = np.dtype(NPY_DTYPES[descr])
