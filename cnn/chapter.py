@@ -9,6 +9,11 @@ from .model import Sequential
 LABELS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
+def class_name(k):
+    """A class's name: the digit's word for 0..9, else 'class k' (models with more outputs)."""
+    return LABELS[k] if 0 <= k < len(LABELS) else f"class {k}"
+
+
 def build_model(optimizer="adadelta"):
     """The chapter's 784-32-64-100-10 CNN, compiled as the chapter compiles it.
 

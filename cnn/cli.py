@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .chapter import LABELS
+from .chapter import class_name as _name
+from .metrics import confusion_matrix
 from .data import (BUNDLED_DATA, find_mnist_file, load_mnist, one_hot, read_idx_images, read_idx_labels,
                    read_text)
 from .errors import CNNError, DataFileError
@@ -60,11 +61,6 @@ def plot_history(curves, path):
         raise CommandError(str(err)) from None
 
 
-def _name(k):
-    """A class's name: the digit's word for 0..9, else 'class k' (models with more outputs)."""
-    return LABELS[k] if 0 <= k < len(LABELS) else f"class {k}"
-
-
 def _digit_model(model, where):
     """Refuse, in one line, a model that does not take 28x28 grayscale digits."""
     if tuple(model.input_shape or ()) != (28, 28, 1):
@@ -89,13 +85,6 @@ def _check_out_path(out):
     if not os.access(out.parent, os.W_OK):
         raise CommandError(f"--out {out}: its folder is not writable")
     return out
-
-
-def confusion_matrix(true, predicted, classes=10):
-    """counts[t, p]: how many images of class t were predicted as p."""
-    counts = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(counts, (true, predicted), 1)
-    return counts
 
 
 def _load_images_arg(spec):

@@ -69,6 +69,14 @@ def show(matrix, indent="  "):
         print(indent + "".join(c.rjust(width) for c in row))
 
 
+def show_slices(array, label):
+    """Print each slice of ``array`` (h, w, k) along its last axis, labelled only when there are several."""
+    for k in range(array.shape[-1]):
+        if array.shape[-1] > 1:
+            print(f" {label} {k}:")
+        show(array[:, :, k])
+
+
 def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, dout=None):
     """Print the worked convolution; return 0 when every number agrees with the engine.
 
@@ -121,19 +129,13 @@ def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, d
 
     channels = f", {cin} channels" if cin > 1 else ""
     print(f"Image {h}x{w}{channels}, padded with {how} -> {padded.shape[0]}x{padded.shape[1]}:")
-    for c in range(cin):
-        if cin > 1:
-            print(f" channel {c}:")
-        show(padded[:, :, c])
+    show_slices(padded, "channel")
     taps = f", dilation {dilation} (taps {dilation} apart: the {kh}x{kw} filter spans {span_h}x{span_w})" \
         if dilation > 1 else ""
     for k, f in enumerate(filters):
         label = f"Filter {k}" if n_filters > 1 else "Filter"
         print(f"{label} {kh}x{kw}{' x ' + str(cin) + ' channels' if cin > 1 else ''}:")
-        for c in range(cin):
-            if cin > 1:
-                print(f" channel {c}:")
-            show(f[:, :, c])
+        show_slices(f, "channel")
     print(f"Stride {stride}{taps} -> output {oh}x{ow}{' x ' + str(n_filters) + ' filters' if n_filters > 1 else ''}. "
           "Each output cell is the sum of the")
     print("products of the filter and the window under it" + (", over every channel:" if cin > 1 else ":"))
@@ -150,10 +152,7 @@ def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, d
                 cell = f"out[{i},{j}]" if n_filters == 1 else f"out[{i},{j},{k}]"
                 print(f"  {cell} = {terms} = {fmt(out[i, j, k])}")
     print("Output:")
-    for k in range(n_filters):
-        if n_filters > 1:
-            print(f" filter {k}:")
-        show(out[:, :, k])
+    show_slices(out, "filter")
 
     # the same computation, as the engine does it: one row per window, times the filters
     cols = im2col_numpy(padded[None], kh, kw, stride, stride, 0, 0, oh, ow, dilation, dilation)
@@ -185,10 +184,7 @@ def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, d
         raise ExplainError(f"--dout must be {oh}x{ow}" + (f" x {n_filters} filters ('|'-separated)"
                                                            if n_filters > 1 else "") + f", got {dout.shape}")
     print("\nBackward pass. Given dL/dout, the gradient of the loss with respect to each output cell:")
-    for k in range(n_filters):
-        if n_filters > 1:
-            print(f" filter {k}:")
-        show(dout[:, :, k])
+    show_slices(dout, "filter")
     flat_dout = dout.reshape(-1, n_filters)
     dw = (cols.T @ flat_dout).reshape(kernel.shape)
     print("dL/dW: each weight multiplied one cell of every window, so its gradient is the sum over the")
@@ -207,10 +203,7 @@ def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, d
     dx = dpadded[top:top + h, left:left + w]
     print("dL/dx: each output's dL/dout goes back to every cell of its window, times the weight that cell")
     print("met; a cell under several windows adds them up (col2im, the adjoint of im2col):")
-    for c in range(cin):
-        if cin > 1:
-            print(f" channel {c}:")
-        show(dx[:, :, c])
+    show_slices(dx, "channel")
     y0, x0 = h // 2, w // 2  # one cell, worked out
     contributions = []
     for k in range(n_filters):

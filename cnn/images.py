@@ -122,11 +122,15 @@ def ink(path):
             return alpha, notes
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, image.convert("RGBA"))
-    gray = np.asarray(image.convert("L"), dtype=np.float64) / 255
+    return bright_ink(np.asarray(image.convert("L"), dtype=np.float64) / 255, notes)
+
+
+def bright_ink(gray, notes):
+    """Grayscale in [0, 1] with the ink bright, as in MNIST: inverted when the
+    border (the page) is light. Returns (values, notes)."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if np.median(border) > 0.5:
-        gray = 1 - gray
-        notes.append("light background: inverted, so the ink is bright as in MNIST")
+        return 1 - gray, notes + ["light background: inverted, so the ink is bright as in MNIST"]
     return gray, notes
 
 

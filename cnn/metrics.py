@@ -11,6 +11,13 @@ import numpy as np
 from .errors import InputError
 
 
+def confusion_matrix(true, predicted, classes=10):
+    """counts[t, p]: how many samples of class t were predicted as p."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(true), np.asarray(predicted)), 1)
+    return counts
+
+
 def categorical_accuracy(y_pred, y_true):
     return float((y_pred.argmax(axis=-1) == y_true.argmax(axis=-1)).sum())
 

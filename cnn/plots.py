@@ -6,13 +6,9 @@ compared between panels.
 """
 import numpy as np
 
+from .chapter import class_name as _name
 from .errors import CNNError
-
-NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-
-
-def _name(k):
-    return NAMES[k] if 0 <= k < len(NAMES) else f"class {k}"
+from .metrics import confusion_matrix
 
 
 class PlotError(CNNError):
@@ -129,8 +125,7 @@ def feature_maps(model, x, label, path, channels=8):
 def confusion(labels, predicted, path, classes=10):
     """How many images of each true class went to each predicted class."""
     plt = pyplot()
-    counts = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(counts, (labels, predicted), 1)
+    counts = confusion_matrix(labels, predicted, classes)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     image = ax.imshow(counts, cmap="Blues")
     for t in range(classes):

@@ -10,8 +10,7 @@ import threading
 
 import numpy as np
 
-from ..errors import InputError
-from ..images import mnist_style
+from ..images import bright_ink, mnist_style
 from ..layers import Conv2D, Dropout, MaxPooling2D
 from kernels.geometry import window_geometry
 
@@ -103,12 +102,7 @@ class Explorer:
             raise ApiError("'pixels' must be numbers from 0 to 255") from None
         if not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 255:
             raise ApiError("'pixels' must be finite numbers from 0 to 255")
-        values = gray / 255
-        notes = []
-        border = np.concatenate([values[0], values[-1], values[:, 0], values[:, -1]])
-        if np.median(border) > 0.5:
-            values, notes = 1 - values, ["light background: inverted, so the ink is bright as in MNIST"]
-        return mnist_style(values, notes)
+        return mnist_style(*bright_ink(gray / 255, []))  # the same preparation as `cnn predict`
 
     def _forward(self, image):
         x = (np.asarray(image, dtype=np.float32) / 255).reshape(1, 28, 28, 1)
