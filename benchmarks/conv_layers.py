@@ -195,7 +195,7 @@ def main(argv=None):
     from kernels import parallel
 
     if args.threads:
-        parallel.WORKERS = args.threads
+        parallel.set_workers(args.threads)
     rec = machine.record(peers=[p if p != "tensorflow" else "tensorflow" for p in args.peers],
                          threads=parallel.WORKERS)
     rows = []

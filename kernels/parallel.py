@@ -56,6 +56,20 @@ def _executor():
         return _pool, _blas
 
 
+def set_workers(count):
+    """Run the kernels on ``count`` threads from now on (``--threads`` of the
+    benchmarks); results do not depend on it (see above)."""
+    global WORKERS, _pool
+    count = int(count)
+    if count < 1:
+        raise ValueError(f"the number of worker threads must be at least 1, got {count}")
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+        WORKERS = count
+
+
 def run_chunks(work, chunks):
     """Share ``chunks`` out over up to WORKERS threads and call ``work(group)``
     once per thread with its group of chunks.

@@ -17,7 +17,8 @@ import numpy as np
 from numba import njit
 
 from .geometry import window_geometry
-from .parallel import WORKERS, image_chunks, run_chunks
+from . import parallel
+from .parallel import image_chunks, run_chunks
 
 
 def _geometry(x_shape, pool_size, strides, padding):
@@ -102,7 +103,7 @@ def _maxpool_backward_into(dout, argmax, ph, pw, sh, sw, pt, pl, oh, ow, dx):
 
 def _image_chunks(n):
     # a few images a chunk: pooling streams through memory, any split works
-    return image_chunks(n, max(1, -(-n // (4 * WORKERS))))
+    return image_chunks(n, max(1, -(-n // (4 * parallel.WORKERS))))
 
 
 # ---------------------------------------------------------------- public API

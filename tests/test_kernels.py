@@ -357,6 +357,44 @@ def test_winograd_in_many_chunks_and_both_tile_sizes(monkeypatch, rng, tile, pad
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(3, 13), w=st.integers(3, 13), c=st.integers(1, 9),
+       same=st.booleans(), relu=st.booleans(), dtype=st.sampled_from([np.float32, np.float64]),
+       seed=st.integers(0, 2**16))
+def test_written_out_f4_transforms_equal_the_generic_kernels(n, h, w, c, same, relu, dtype, seed):
+    # the four F(4x4) kernels with the matrices' entries in the arithmetic
+    # against the kernels that read the matrices, on every edge case of tiles
+    from kernels import winograd as wg
+
+    rng = np.random.default_rng(seed)
+    pad = 1 if same else 0
+    oh, ow = (h, w) if same else (h - 2, w - 2)
+    th, tw = wg.tiles(oh, ow, 4)
+    t = n * th * tw
+    bt, at = wg.F4.BT.astype(dtype), wg.F4.AT.astype(dtype)
+    eps = 1e-6 if dtype == np.float32 else 1e-14
+
+    def close(got, want):  # to rounding, relative to the largest value (the transforms scale by up to ~100)
+        np.testing.assert_allclose(got, want, rtol=0, atol=eps * max(np.abs(want).max(), 1))
+    xp = np.zeros(wg.padded_shape(n, th, tw, 4, c), dtype)
+    wg.pad_into(rng.standard_normal((n, h, w, c)).astype(dtype), pad, pad, xp)
+    v = wg.input_transform_generic(xp, th, tw, bt, np.empty((36, t, c), dtype))
+    close(wg.input_transform(xp, th, tw, bt, np.empty_like(v)), v)
+    close(wg.input_transform_adjoint(v, th, tw, bt, np.empty_like(xp)),
+          wg.input_transform_adjoint_generic(v, th, tw, bt, np.empty_like(xp)))
+    mm = rng.standard_normal((36, t, c)).astype(dtype)
+    bias = rng.standard_normal(c).astype(dtype)
+    zero_window = rng.random((n, oh, ow)) < 0.3
+    got = wg.output_transform(mm, at, bias, relu, th, tw, np.empty((n, oh, ow, c), dtype), zero_window)
+    want = wg.output_transform_generic(mm, at, bias, relu, th, tw, np.empty((n, oh, ow, c), dtype), zero_window)
+    close(got, want)
+    exact = np.maximum(bias, 0) if relu else bias
+    np.testing.assert_array_equal(got[zero_window], np.broadcast_to(exact, got[zero_window].shape))
+    dout = rng.standard_normal((n, oh, ow, c)).astype(dtype)
+    close(wg.gradient_transform(dout, at, th, tw, np.empty((36, t, c), dtype)),
+          wg.gradient_transform_generic(dout, at, th, tw, np.empty((36, t, c), dtype)))
+
+
 def test_winograd_gives_the_exact_bias_on_all_zero_windows(rng):
     # MNIST-like: a zero background. The direct sum gives exactly the bias
     # there; so must Winograd, or ReLU's kink and max-pool's ties move
