@@ -90,7 +90,10 @@ def _maxpool_forward_into(x, ph, pw, sh, sw, pt, pl, oh, ow, out, argmax):
 
 @njit(cache=True, nogil=True)
 def _maxpool_backward_into(dout, argmax, ph, pw, sh, sw, pt, pl, oh, ow, dx):
-    """Zero ``dx`` (n, h, w, c), then route each output gradient to its maximum."""
+    """Route each output gradient to its maximum in ``dx`` (n, h, w, c), zeros elsewhere."""
+    if sh == ph and sw == pw:
+        _tiled_maxpool_backward_into(dout, argmax, ph, pw, pt, pl, oh, ow, dx)
+        return
     n, h, w, c = dx.shape
     dx[:] = 0
     for img in range(n):
@@ -99,6 +102,31 @@ def _maxpool_backward_into(dout, argmax, ph, pw, sh, sw, pt, pl, oh, ow, dx):
                 for ch in range(c):
                     k = argmax[img, i, j, ch]
                     dx[img, i * sh - pt + k // pw, j * sw - pl + k % pw, ch] += dout[img, i, j, ch]
+
+
+@njit(cache=True, nogil=True)
+def _tiled_maxpool_backward_into(dout, argmax, ph, pw, pt, pl, oh, ow, dx):
+    """:func:`_maxpool_backward_into` for windows that tile the image (stride
+    = pool size, the usual 2x2): every cell lies in one window at most, so
+    each is written once, its gradient or zero, with no zeroing pass first
+    and no division to find the winner's place."""
+    n, h, w, c = dx.shape
+    for img in range(n):
+        if oh * ph - pt < h or ow * pw - pl < w:  # some cells no window covers ('valid', odd sizes)
+            dx[img] = 0
+        for i in range(oh):
+            for a in range(ph):
+                y = i * ph - pt + a
+                if y < 0 or y >= h:
+                    continue
+                for j in range(ow):
+                    for b in range(pw):
+                        xx = j * pw - pl + b
+                        if xx < 0 or xx >= w:
+                            continue
+                        k = a * pw + b
+                        for ch in range(c):
+                            dx[img, y, xx, ch] = dout[img, i, j, ch] if argmax[img, i, j, ch] == k else 0
 
 
 def _image_chunks(n):

@@ -58,6 +58,21 @@ def test_maxpool_twins_agree(case, seed):
     np.testing.assert_allclose(maxpool_backward(dout, cache_a), maxpool_backward(dout, cache_b), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("pool", [(2, 2), (3, 2), (1, 3)])
+@pytest.mark.parametrize("size", [(8, 8), (7, 9), (5, 4)])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_maxpool_backward_for_windows_that_tile_the_image(rng, pool, size, padding):
+    # stride = pool size takes the one-write path; odd sizes leave cells no
+    # 'valid' window covers, whose gradient must be 0 (written, not left over)
+    x = rng.standard_normal((3, *size, 5))
+    out, cache = maxpool_forward(x, pool, None, padding, impl="numba")
+    _, ref_cache = maxpool_forward(x, pool, None, padding, impl="numpy")
+    dout = rng.standard_normal(out.shape)
+    want = maxpool_backward(dout, ref_cache)
+    for _ in range(2):  # twice: a fresh np.empty may hand back the first result's memory
+        np.testing.assert_array_equal(maxpool_backward(dout, cache), want)
+
+
 @settings(max_examples=20)
 @given(case=window_cases(), seed=st.integers(0, 2**16))
 def test_conv_numba_and_numpy_paths_agree(case, seed):
