@@ -242,15 +242,13 @@ def test_a_failing_chunk_raises_after_every_chunk_has_finished(monkeypatch):
 @given(seed=st.integers(0, 2**16), rate=st.sampled_from([0.1, 0.25, 0.5, 0.9]),
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_dropout_twins_agree(seed, rate, dtype):
-    from kernels.dropout import (draw_bits, dropout_backward_numba, dropout_backward_numpy, dropout_numba,
-                                 dropout_numpy, uniform_from_bits)
+    from kernels.dropout import dropout_backward_numba, dropout_backward_numpy, dropout_numba, dropout_numpy
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((3, 4, 5)).astype(dtype)
-    bits = draw_bits(rng, x.shape)
-    u = uniform_from_bits(bits)
-    fast, keep = dropout_numba(x, bits, rate)
-    twin, twin_keep = dropout_numpy(x, bits, rate)
+    u = rng.random(x.shape, dtype=np.float32)
+    fast, keep = dropout_numba(x, u, rate)
+    twin, twin_keep = dropout_numpy(x, u, rate)
     assert fast.dtype == dtype and keep.dtype == np.bool_
     np.testing.assert_array_equal(fast, twin)
     np.testing.assert_array_equal(keep, twin_keep)
@@ -446,32 +444,14 @@ def test_relu_gradient_is_the_same_from_the_mask_and_from_the_output(rng, impl):
         np.testing.assert_array_equal(a, b_)
 
 
-@pytest.mark.parametrize("rate", [0.25, 0.5, 0.1, 0.3, 1 / 3, 0.999999, 1e-9])
-def test_dropout_bits_are_the_float_stream_and_give_its_mask(rate):
-    # the integer draws are the 32-bit values rng.random(dtype=float32) is made
-    # of, so the model's random stream, and each survivor, are what they were
-    from kernels.dropout import draw_bits, keep_threshold, uniform_from_bits
-
-    shape = (7, 13, 5)  # odd: NumPy keeps half of a 64-bit draw for the next call
-    floats_rng, bits_rng = np.random.default_rng(3), np.random.default_rng(3)
-    for _ in range(3):
-        u = floats_rng.random(shape, dtype=np.float32)
-        bits = draw_bits(bits_rng, shape)
-        np.testing.assert_array_equal(uniform_from_bits(bits), u)
-        np.testing.assert_array_equal(bits >= keep_threshold(rate), u >= np.float32(rate))
-    edge = np.array([keep_threshold(rate) - 1, keep_threshold(rate)], dtype=np.uint64).astype(np.uint32)
-    if keep_threshold(rate) < 2**32:
-        np.testing.assert_array_equal(uniform_from_bits(edge) >= np.float32(rate), [False, True])
-
-
 def test_dropout_in_many_chunks_agrees(monkeypatch, rng):
     from kernels.dropout import dropout_backward_numba, dropout_backward_numpy, dropout_numba, dropout_numpy
 
     monkeypatch.setattr("kernels.dropout.SPLIT", 7)
     x = rng.standard_normal((5, 4, 3)).astype(np.float32)
-    bits = rng.integers(0, 2**32, x.shape, dtype=np.uint32)
-    out, keep = dropout_numba(x, bits, 0.25)
-    want, want_keep = dropout_numpy(x, bits, 0.25)
+    u = rng.random(x.shape, dtype=np.float32)
+    out, keep = dropout_numba(x, u, 0.25)
+    want, want_keep = dropout_numpy(x, u, 0.25)
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(keep, want_keep)
     np.testing.assert_array_equal(dropout_backward_numba(x, keep, 0.25), dropout_backward_numpy(x, keep, 0.25))

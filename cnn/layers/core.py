@@ -1,7 +1,7 @@
 """Core layers: Dense, Activation, Dropout, and the model's Input."""
 import numpy as np
 
-from kernels.dropout import draw_bits, dropout_backward_numba, dropout_numba
+from kernels.dropout import dropout_backward_numba, dropout_numba
 from kernels.parallel import matmul
 
 from ..errors import InputError
@@ -109,8 +109,7 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self._keep = None
             return x
-        # the stream of rng.random(x.shape, dtype=float32), drawn as the integers it is made of
-        draws = draw_bits(self.rng, x.shape)
+        draws = self.rng.random(x.shape, dtype=np.float32)
         out, self._keep = dropout_numba(x, draws, self.rate)  # keep: the survivors, for backward
         return out
 
