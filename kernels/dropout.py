@@ -34,6 +34,7 @@ def dropout_backward_numpy(dout, keep, rate):
 def _dropout_flat(x, u, out, keep, rate, scale):
     for i in range(x.size):
         keep[i] = u[i] >= rate
+    for i in range(x.size):  # a loop of its own: one that stores to two arrays is not vectorized
         out[i] = x[i] * scale if keep[i] else 0
 
 
