@@ -24,17 +24,21 @@ Three paths compute the same thing:
 ``impl='numba'``, what the layers run, picks Winograd for 3x3 stride-1
 layers with WINOGRAD_MIN_CHANNELS to WINOGRAD_MAX_CHANNELS input channels
 when a call has at least WINOGRAD_MIN_PIXELS output pixels (images x height
-x width), and im2col for the rest (so a result's last bits can depend on the
-batch it came in). The rule follows ``benchmarks/conv_layers.py``
-(2026-12-01, 2-core Xeon with AVX-512; forward + backward, im2col time over
-Winograd time): with 32-64 channels Winograd wins on many pixels (the
-chapter's 28x28 32->64 at batch 32: 1.83x, batch 128: 1.49x; ResNet's 56x56
-64->64 at batch 32: 1.92x) and loses on few (the same layer on one 28x28
-image: 0.67x); with 1 channel it loses (0.35-0.39x), and with 512 channels
-it loses badly at every size (VGG 28x28: 0.18x, 7x7 at batch 32: 0.47x; 256
-channels at 56x56: 0.95x): its transformed kernel and tiles outgrow the
-caches.
+x width; WINOGRAD_MIN_PIXELS_WIDE above 64 input channels), and im2col for
+the rest (so a result's last bits can depend on the batch it came in).
 
+The rule follows the measurements (forward + backward, im2col time over
+Winograd time). On 2026-12-01 (``benchmarks/conv_layers.py``, 2-core Xeon
+with AVX-512 and AMX), before the transforms were written out: with 32-64
+channels Winograd won on many pixels (the chapter's 28x28 32->64 at batch
+32: 1.83x, batch 128: 1.49x; ResNet's 56x56 64->64 at batch 32: 1.92x) and
+lost on one image (0.67x); with 1 channel it lost (0.35-0.39x), and with 512
+channels it lost badly at every size (VGG 28x28: 0.18x, 7x7 at batch 32:
+0.47x; 256 channels at 56x56: 0.95x): its transformed kernel and tiles
+outgrow the caches. On 2026-12-02 (2-core Xeon, AVX-512, no AMX), with the
+written-out transforms: the chapter's layer on 1 image 0.82x, on 2 images
+(1,568 pixels) 1.24x, on 8 1.39x; 128 channels at 6,272 pixels 1.15-1.24x
+but on 1,568 (forward) 0.67x, at 25,088 1.70x; 256 channels at 6,272 1.05x.
 ``relu=True`` fuses the ReLU that follows most convolutions: it is applied to
 each chunk's output while that is in cache, and its gradient mask is applied
 chunk by chunk in the backward pass, instead of two more passes over the
@@ -64,7 +68,8 @@ WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
 # faster on 128 images, even on 8, and 1.4x slower on 1 (single-image predict).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MAX_CHANNELS = 128
-WINOGRAD_MIN_PIXELS = 6000  # output pixels in a call: 8 of the chapter's 28x28 images
+WINOGRAD_MIN_PIXELS = 1500  # output pixels in a call: 2 of the chapter's 28x28 images
+WINOGRAD_MIN_PIXELS_WIDE = 6000  # above 64 input channels: 8 of them
 PARTIAL_SUMS = 8  # parts of a weight gradient summed separately (and by up to 8 cores)
 
 
@@ -116,7 +121,9 @@ def _algorithm(impl, w_shape, strides, pixels, dilation=(1, 1)):
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     if impl == "numba":
-        pays = WINOGRAD_MIN_CHANNELS <= w_shape[2] <= WINOGRAD_MAX_CHANNELS and pixels >= WINOGRAD_MIN_PIXELS
+        cin = w_shape[2]
+        least = WINOGRAD_MIN_PIXELS if cin <= 64 else WINOGRAD_MIN_PIXELS_WIDE
+        pays = WINOGRAD_MIN_CHANNELS <= cin <= WINOGRAD_MAX_CHANNELS and pixels >= least
         return "winograd" if pays and winograd_applies(w_shape, strides, dilation) else "im2col"
     if impl == "winograd" and not winograd_applies(w_shape, strides, dilation):
         raise ValueError("impl='winograd' needs a 3x3 kernel, stride 1 and no dilation")

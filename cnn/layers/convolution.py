@@ -28,8 +28,9 @@ class Conv2D(KernelBiasLayer):
     impl : {'numba', 'im2col', 'winograd', 'numpy'}
         How the kernels compute (not saved with the model): 'numba' (the
         default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 layers with 16 to
-        128 input channels on calls of 6,000 output pixels or more (8 of the
-        chapter's images), and im2col otherwise (kernels/conv.py has the measurements);
+        128 input channels on calls of 1,500 output pixels or more (2 of the
+        chapter's images; 6,000 above 64 channels), and im2col otherwise
+        (kernels/conv.py has the measurements);
         'im2col' and 'winograd' force one; 'numpy' is the readable reference
         (kernels/conv.py).
 
