@@ -82,6 +82,8 @@ def engine_runs(x, w, stride, dilation, padding, repeats):
                                     impl="numpy", dilation=(dilation, dilation))
     dout = np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
     ref_dx, ref_dw, _ = conv2d_backward(dout.astype(np.float64), ref_cache)
+    picked = conv2d_forward(x, w, None, (stride, stride), padding, impl="numba",
+                            dilation=(dilation, dilation))[1].algorithm  # what the layers run on this call
     results = {}
     for algorithm in algorithms:
         def forward():
@@ -95,6 +97,7 @@ def engine_runs(x, w, stride, dilation, padding, repeats):
             "dW": timed(lambda: conv2d_backward(dout, cache, need_dx=False), repeats),
             "dW+dx": timed(lambda: conv2d_backward(dout, cache, need_dx=True), repeats),
             "error": error,
+            "picked": algorithm == picked,
         }
     return results, (ref, ref_dx, ref_dw, dout)
 
@@ -104,12 +107,12 @@ def _rel(got, ref):
 
 
 # ---------------------------------------------------------------- peers
-def torch_runs(x, w, stride, dilation, padding, repeats, reference):
+def torch_runs(x, w, stride, dilation, padding, repeats, reference, threads):
     try:
         import torch
     except ImportError:
         return {"torch": "missing"}
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     ref, ref_dx, ref_dw, dout = reference
     xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     wt = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous()
@@ -145,11 +148,17 @@ def torch_runs(x, w, stride, dilation, padding, repeats, reference):
     return {"torch": result}
 
 
-def tf_runs(x, w, stride, dilation, padding, repeats, reference):
+def tf_runs(x, w, stride, dilation, padding, repeats, reference, threads):
     try:
         import tensorflow as tf
     except ImportError:
         return {"tensorflow": "missing"}
+    if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        try:  # only before TensorFlow's first operation; the first call comes here first
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass
     ref, ref_dx, ref_dw, dout = reference
     xt, wt, gt = tf.constant(x), tf.constant(w), tf.constant(dout)
     pad = padding.upper()
@@ -185,7 +194,8 @@ def main(argv=None):
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-gflop", type=float, default=25.0, help="leave out a pass above this many GFLOP")
-    parser.add_argument("--threads", type=int, default=None, help="the engine's worker threads (default: every core)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of the engine and of the peers alike (default: every core)")
     parser.add_argument("--only", nargs="*", default=None, help="layers whose name contains one of these words")
     parser.add_argument("--peers", nargs="*", default=["torch", "tensorflow"])
     parser.add_argument("--json", type=Path, default=None)
@@ -213,9 +223,9 @@ def main(argv=None):
                 kernel[0] * kernel[1] * shape[2])).astype(np.float32)
             runs, reference = engine_runs(x, w, stride, dilation, padding, args.repeats)
             if "torch" in args.peers:
-                runs.update(torch_runs(x, w, stride, dilation, padding, args.repeats, reference))
+                runs.update(torch_runs(x, w, stride, dilation, padding, args.repeats, reference, parallel.WORKERS))
             if "tensorflow" in args.peers:
-                runs.update(tf_runs(x, w, stride, dilation, padding, args.repeats, reference))
+                runs.update(tf_runs(x, w, stride, dilation, padding, args.repeats, reference, parallel.WORKERS))
             rows.append({"layer": name, "batch": n, "gflop": flop, "runs": runs})
             print(f"{name}, batch {n}: " + ", ".join(
                 f"{k} {v['forward']['median']:.2f}/{v['dW+dx']['median']:.2f} ms" for k, v in runs.items()
@@ -223,6 +233,8 @@ def main(argv=None):
     machine.finish(rec)
     print()
     print(machine.describe(rec))
+    print()
+    print("The engine's algorithm that impl='numba' (what the layers run) picks for each call is marked (picked).")
     print()
     print("| layer | batch | GFLOP | algorithm | forward ms (min / median / max) | forward GFLOP/s | dW ms | dW+dx ms "
           "| backward GFLOP/s | max error vs float64 |")
@@ -237,6 +249,7 @@ def main(argv=None):
                 print(f"| {row['layer']} | {row['batch']} | {row['gflop']:.2f} | {algorithm} | {r} | | | | | |")
                 continue
             f, b = r["forward"], r["dW+dx"]
+            algorithm = f"**{algorithm}** (picked)" if r.get("picked") else algorithm
             print(f"| {row['layer']} | {row['batch']} | {row['gflop']:.2f} | {algorithm} | {f['min']:.2f} / "
                   f"{f['median']:.2f} / {f['max']:.2f} | {row['gflop'] / f['median'] * 1e3:.1f} | "
                   f"{r['dW']['median']:.2f} | {b['median']:.2f} | {2 * row['gflop'] / b['median'] * 1e3:.1f} | "

@@ -7,6 +7,7 @@ warning when the machine was busy: these machines are shared).
 """
 import os
 import platform
+import time
 from pathlib import Path
 
 
@@ -26,6 +27,24 @@ def cpu():
     except OSError:
         pass
     return info
+
+
+def _busy_cpu_seconds():
+    """CPU time the whole machine has spent busy since boot, from /proc/stat
+    (every state but idle and iowait), or None where there is no such file."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds():
+    """CPU time of this process and of the children it has waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def record(peers=(), threads=None):
@@ -49,14 +68,30 @@ def record(peers=(), threads=None):
     blas = [{"library": p.get("internal_api"), "version": p.get("version"), "threads": p.get("num_threads"),
              "architecture": p.get("architecture")} for p in threadpool_info() if p.get("user_api") == "blas"]
     return {"cpu": cpu(), "cores": os.cpu_count(), "engine_threads": threads, "versions": versions, "blas": blas,
-            "load_before": os.getloadavg(), "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+            "load_before": os.getloadavg(), "_started": (time.time(), _busy_cpu_seconds(), _own_cpu_seconds()),
+            "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                                                     if k in os.environ}}
 
 
 def finish(rec):
+    """Add the load after the run and what the rest of the machine did meanwhile.
+
+    The load average after a run counts the run itself (a benchmark on two
+    cores leaves it near 2), so it cannot say whether others were busy. What
+    can: the machine's busy CPU time over the run (/proc/stat) less this
+    process's and its children's, per second of the run: the cores other
+    programs kept busy. More than a quarter of a core, or a load above half
+    the cores before starting, marks the run busy.
+    """
     rec["load_after"] = os.getloadavg()
-    busy = max(rec["load_before"][0], rec["load_after"][0]) > 0.5 * (rec["cores"] or 1) + 0.5
-    rec["busy"] = busy
+    started, machine_before, own_before = rec.pop("_started", (None, None, None))
+    machine_after = _busy_cpu_seconds()
+    others = None
+    if started is not None and machine_before is not None and machine_after is not None:
+        wall = max(time.time() - started, 1e-9)
+        others = max(0.0, (machine_after - machine_before) - (_own_cpu_seconds() - own_before)) / wall
+    rec["other_cores_busy"] = others
+    rec["busy"] = (rec["load_before"][0] > 0.5 * (rec["cores"] or 1)) or (others is not None and others > 0.25)
     return rec
 
 
@@ -66,7 +101,9 @@ def describe(rec):
     lines = [f"CPU: {c['model']}, {rec['cores']} cores, flags {' '.join(c['flags']) or 'none of avx2/avx512/amx'}",
              f"engine threads: {rec['engine_threads']}; BLAS: {blas or 'unknown'}",
              "versions: " + ", ".join(f"{k} {v}" for k, v in rec["versions"].items()),
-             f"load average before {rec['load_before'][0]:.2f}, after {rec.get('load_after', ('?',))[0]}"]
+             f"load average before {rec['load_before'][0]:.2f}, after {rec.get('load_after', ('?',))[0]:.2f}"
+             + ("" if rec.get("other_cores_busy") is None
+                else f"; other programs kept {rec['other_cores_busy']:.2f} cores busy on average during the run")]
     if rec.get("busy"):
         lines.append("WARNING: the machine was busy during this run: its figures are noisy; run again on a quiet one")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Speed of this engine against Keras 3 (TensorFlow CPU) and PyTorch CPU, in one run.
 
-    python benchmarks/run.py [--epochs 7] [--json benchmarks/results.json]
+    python benchmarks/run.py [--epochs 7] [--threads N] [--only engine keras pytorch] [--json out.json]
 
 Each framework runs in its own subprocess (so each has its own peak memory)
 on the chapter's model and data, one after the other on the same machine:
@@ -20,7 +20,8 @@ on the chapter's model and data, one after the other on the same machine:
 * the engine's effective GFLOP/s in training against a large float32 GEMM
   measured in the same run.
 
-A peer that is not installed is reported as missing, never estimated. The
+PyTorch gets its data as NCHW tensors made before any timing, as its users
+keep theirs. A peer that is not installed is reported as missing, never estimated. The
 figures that carry from one machine to another are the ratios.
 """
 import argparse
@@ -73,8 +74,13 @@ def _latency(call, x1, repeat):
     return {"median_ms": statistics.median(times) * 1e3, "p99_ms": times[int(0.99 * (len(times) - 1))] * 1e3}
 
 
-def _measure(train_epoch, train_one_batch, predict_one, predict_batch, epochs, repeat, started):
+def _measure(train_epoch, train_one_batch, predict_one, predict_batch, epochs, repeat, started, prepare=None):
+    """``prepare(x, y)`` turns arrays into the framework's own inputs, once,
+    before any timing (PyTorch's NCHW tensors), as its users would."""
+    prepare = prepare or (lambda x, y: (x, y))
     x, y, xt, yt = _data()
+    x, y = prepare(x, y)
+    xt, yt = prepare(xt, yt)
     result = {}
     train_one_batch(x[:128], y[:128])
     result["first_batch_s"] = time.time() - started  # process launch to the first trained batch
@@ -93,6 +99,7 @@ def _measure(train_epoch, train_one_batch, predict_one, predict_batch, epochs, r
     result["inference_images_per_s"] = len(xt) / (time.perf_counter() - t)
     fashion = _fashion()
     if fashion is not None:
+        fashion = prepare(*fashion)
         t = time.perf_counter()
         train_epoch(*fashion)
         result["fashion_epoch_s"] = time.perf_counter() - t
@@ -106,7 +113,10 @@ def worker_engine(args, started):
 
     import cnn
     from cnn.chapter import build_model
+    from kernels import parallel
 
+    if args.threads:
+        parallel.set_workers(args.threads)
     cnn.set_seed(1)
     model = build_model()
 
@@ -135,6 +145,9 @@ def worker_keras(args, started):
     import keras
     import tensorflow as tf
 
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(1)
     L = keras.layers
     model = keras.Sequential([
@@ -157,6 +170,8 @@ def worker_torch(args, started):
     import torch
     from torch import nn
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
@@ -165,28 +180,30 @@ def worker_torch(args, started):
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
 
-    def to_tensors(x, y=None):
-        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # PyTorch is NCHW
-        return xt if y is None else (xt, torch.from_numpy(y.argmax(1)))
+    def to_tensors(x, y):
+        # once, before any timing: PyTorch's layout (NCHW) and class indices, as its users keep their data
+        return (torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
+                torch.from_numpy(np.ascontiguousarray(y.argmax(1))))
 
-    def train_one_batch(x, y):
+    def train_one_batch(xb, yb):
         model.train()
-        xb, yb = to_tensors(x, y)
         optimizer.zero_grad()
         loss_fn(model(xb), yb).backward()
         optimizer.step()
 
     def train_epoch(x, y):
-        order = np.random.default_rng(0).permutation(len(x))
+        order = torch.from_numpy(np.random.default_rng(0).permutation(len(x)))
         for s in range(0, len(x), 128):
-            train_one_batch(x[order[s:s + 128]], y[order[s:s + 128]])
+            batch = order[s:s + 128]
+            train_one_batch(x[batch], y[batch])
 
     def predict(x, batch=500):
         model.eval()
         with torch.inference_mode():
-            return torch.cat([torch.softmax(model(to_tensors(x[s:s + batch])), 1) for s in range(0, len(x), batch)])
+            return torch.cat([torch.softmax(model(x[s:s + batch]), 1) for s in range(0, len(x), batch)])
 
-    return _measure(train_epoch, train_one_batch, lambda x1: predict(x1), predict, args.epochs, args.repeat, started)
+    return _measure(train_epoch, train_one_batch, lambda x1: predict(x1), predict, args.epochs, args.repeat, started,
+                    prepare=to_tensors)
 
 
 WORKERS = {"engine": worker_engine, "keras": worker_keras, "pytorch": worker_torch}
@@ -195,7 +212,8 @@ IMPORTS = {"engine": "numba", "keras": "keras", "pytorch": "torch"}
 
 # ---------------------------------------------------------------- orchestration
 def run_worker(name, args, env=None):
-    command = [sys.executable, __file__, "--worker", name, "--epochs", str(args.epochs), "--repeat", str(args.repeat)]
+    command = [sys.executable, __file__, "--worker", name, "--epochs", str(args.epochs), "--repeat", str(args.repeat),
+               *(["--threads", str(args.threads)] if args.threads else [])]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=3600)
     if result.returncode != 0:
         missing = f"No module named '{IMPORTS[name]}'" in result.stderr
@@ -214,6 +232,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=7, help="timed epochs after the warm-up (default 7)")
     parser.add_argument("--repeat", type=int, default=300, help="single-image calls timed (default 300)")
     parser.add_argument("--only", nargs="*", choices=sorted(WORKERS), default=sorted(WORKERS))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of the engine and of each peer alike (default: each its own, every core)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,7 +245,7 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import machine as machine_record
 
-    record = machine_record.record(peers=["keras", "tensorflow", "torch"])
+    record = machine_record.record(peers=["keras", "tensorflow", "torch"], threads=args.threads)
     results = {}
     for name in args.only:
         if name == "engine":
