@@ -179,6 +179,14 @@ def conv2d_forward(x, w, b, strides=(1, 1), padding="valid", impl="numba", relu=
     return out, cache
 
 
+def _pointwise(geometry):
+    """Whether the windows are single pixels, one per pixel (a 1x1 kernel,
+    stride 1, no padding): then im2col's patch matrix is the input itself,
+    (n * h * w, cin), and col2im the identity."""
+    g = geometry
+    return (g.kh, g.kw, g.sh, g.sw, g.pt, g.pl) == (1, 1, 1, 1, 0, 0)
+
+
 def _im2col_forward(x, w, bias, relu, mask, geometry, out):
     """out = conv(x, w) + bias, then ReLU if asked, with its mask written into
     ``mask`` when one is given."""
@@ -189,11 +197,17 @@ def _im2col_forward(x, w, bias, relu, mask, geometry, out):
     mask2 = None if mask is None else mask.reshape(-1, cout)
     chunks, step = _chunks(x.shape[0], oh * ow * w2.shape[0] * x.itemsize)
 
+    pointwise = _pointwise(geometry)
+
     def work(group):
-        cols = np.empty((step * oh * ow, w2.shape[0]), dtype=x.dtype)  # one per thread
+        # one per thread; a 1x1 convolution's patches are its input itself
+        cols = None if pointwise else np.empty((step * oh * ow, w2.shape[0]), dtype=x.dtype)
         for _, start, stop in group:
             chunk_out = out2[start * oh * ow: stop * oh * ow]
-            chunk_cols = im2col_into(x[start:stop], *geometry, cols[: (stop - start) * oh * ow])
+            if pointwise:
+                chunk_cols = x[start:stop].reshape(-1, w2.shape[0])
+            else:
+                chunk_cols = im2col_into(x[start:stop], *geometry, cols[: (stop - start) * oh * ow])
             np.matmul(chunk_cols, w2, out=chunk_out)
             chunk_out += bias  # bias and ReLU while the chunk's output is still in cache
             if relu:
@@ -336,6 +350,8 @@ class _Im2colGradients:
         self.dtype, self.w_shape = x.dtype, w.shape
 
     def scratch(self, step):
+        if _pointwise(self.geometry):
+            return None, None  # the patches are the input, their gradient the input's
         cols = np.empty((step * self.oh * self.ow, self.w2.shape[0]), dtype=self.dtype)
         return cols, (np.empty_like(cols) if self.need_dx else None)
 
@@ -343,11 +359,15 @@ class _Im2colGradients:
         cols, dcols = scratch
         count = x.shape[0] * self.oh * self.ow
         d2 = d.reshape(count, -1)
-        chunk_cols = im2col_into(x, *self.geometry, cols[:count])
+        pointwise = cols is None
+        chunk_cols = x.reshape(count, -1) if pointwise else im2col_into(x, *self.geometry, cols[:count])
         np.matmul(chunk_cols.T, d2, out=dw_part)  # each weight collects the inputs it multiplied
         if dx is not None:
-            np.matmul(d2, self.w2.T, out=dcols[:count])  # each patch entry gets the weights it met
-            col2im_into(dcols[:count], *self.geometry, dx)
+            if pointwise:
+                np.matmul(d2, self.w2.T, out=dx.reshape(count, -1))
+            else:
+                np.matmul(d2, self.w2.T, out=dcols[:count])  # each patch entry gets the weights it met
+                col2im_into(dcols[:count], *self.geometry, dx)
 
     def kernel_gradient(self, dw2):
         return dw2.reshape(self.w_shape)

@@ -187,6 +187,28 @@ def test_conv_in_many_chunks_with_fused_relu_matches_the_reference(monkeypatch, 
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
 
 
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("relu", [False, True])
+def test_pointwise_convolution_uses_the_input_as_its_patches(monkeypatch, rng, padding, relu):
+    # a 1x1 stride-1 kernel: im2col would copy the input as it is; the fast
+    # path multiplies the input itself and writes dx straight into place
+    monkeypatch.setattr("kernels.conv.CHUNK_IMAGES", 2)
+    x = rng.standard_normal((5, 6, 7, 8))
+    w = rng.standard_normal((1, 1, 8, 3))
+    b = rng.standard_normal(3)
+    out, cache = conv2d_forward(x, w, b, (1, 1), padding, impl="im2col", relu=relu)
+    ref, ref_cache = conv2d_forward(x, w, b, (1, 1), padding, impl="numpy", relu=relu)
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for need_dx in (True, False):
+        got, want = conv2d_backward(dout, cache, need_dx), conv2d_backward(dout, ref_cache, need_dx)
+        for a, b_ in zip(got, want):
+            if b_ is None:
+                assert a is None
+            else:
+                np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
 def test_results_do_not_depend_on_the_number_of_cores(monkeypatch, rng):
     monkeypatch.setattr("kernels.conv.CHUNK_IMAGES", 2)
     x = rng.standard_normal((9, 10, 10, 4)).astype(np.float32)
