@@ -209,9 +209,7 @@ def _im2col_forward(x, w, bias, relu, mask, geometry, out):
             else:
                 chunk_cols = im2col_into(x[start:stop], *geometry, cols[: (stop - start) * oh * ow])
             np.matmul(chunk_cols, w2, out=chunk_out)
-            chunk_out += bias  # bias and ReLU while the chunk's output is still in cache
-            if relu:
-                np.maximum(chunk_out, 0, out=chunk_out)
+            add_bias_relu(chunk_out, bias, relu)  # while the chunk's output is still in cache
             if mask is not None:
                 np.greater(chunk_out, 0, out=mask2[start * oh * ow: stop * oh * ow])
 
@@ -314,6 +312,19 @@ def conv2d_backward(dout, cache, need_dx=True):
     dw = chunk_grads.kernel_gradient(dw_parts.sum(axis=0))
     db = db_parts.sum(axis=0) if has_bias else None
     return dx, dw, db
+
+
+@njit(cache=True, nogil=True)
+def add_bias_relu(out, bias, relu):
+    """out (rows, c) += bias (c,), then ReLU if asked, in one pass (NumPy's
+    ``out += bias; np.maximum(out, 0, out=out)`` is the twin, in two)."""
+    rows, c = out.shape
+    zero = out.dtype.type(0)
+    for r in range(rows):
+        for ch in range(c):
+            value = out[r, ch] + bias[ch]
+            out[r, ch] = max(value, zero) if relu else value
+    return out
 
 
 @njit(cache=True, nogil=True)

@@ -479,6 +479,19 @@ def test_dropout_in_many_chunks_agrees(monkeypatch, rng):
     np.testing.assert_array_equal(dropout_backward_numba(x, keep, 0.25), dropout_backward_numpy(x, keep, 0.25))
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_relu_twin(rng, dtype, relu):
+    from kernels.conv import add_bias_relu
+
+    out = rng.standard_normal((37, 5)).astype(dtype)
+    bias = rng.standard_normal(5).astype(dtype)
+    want = out + bias
+    if relu:
+        want = np.maximum(want, 0)
+    np.testing.assert_array_equal(add_bias_relu(out.copy(), bias, relu), want)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_channel_sums_twin(rng, dtype):
     from kernels.conv import add_channel_sums
