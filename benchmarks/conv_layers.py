@@ -286,7 +286,10 @@ def plot(rows, path, rec):
     ax.set_xticklabels([f"{name}\n(batch {row['batch']})" for name, row in best.items()], rotation=30, ha="right",
                        fontsize=7)
     ax.set_ylabel("GFLOP/s (plain convolution's FLOPs, forward + backward)")
-    ax.set_title(f"Convolution layers on {rec['cpu']['model']} ({rec['cores']} cores)", fontsize=10)
+    simd = "AMX" if "amx_tile" in rec["cpu"]["flags"] else "AVX-512" if "avx512f" in rec["cpu"]["flags"] else (
+        "AVX2" if "avx2" in rec["cpu"]["flags"] else "no AVX2")
+    ax.set_title(f"Convolution layers on {rec['cpu']['model']} ({simd}, {rec['cores']} cores, "
+                 f"{rec['engine_threads']} threads)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
