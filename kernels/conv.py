@@ -62,10 +62,10 @@ CHUNK_BYTES = 4 * 2**20  # scratch per chunk: a few MB fit the caches of this ma
 CHUNK_IMAGES = 8  # at most, so that even a small layer has chunks for every core
 IMPLS = ("numba", "im2col", "winograd", "numpy")
 WINOGRAD_TILE = 4  # F(4x4, 3x3); 2 gives F(2x2, 3x3)
-# Below this many input channels, or images in a call, the tile transforms
-# and set-up cost more than the products they save. Measured on the chapter's
-# layers: with 1 channel, 2x slower than im2col; with 32 channels, 1.4x
-# faster on 128 images, even on 8, and 1.4x slower on 1 (single-image predict).
+# Below this many input channels, or output pixels in a call, the tile
+# transforms and set-up cost more than the products they save; above the
+# maximum, the transformed kernel and tiles outgrow the caches (the figures
+# are in the module's docstring).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MAX_CHANNELS = 128
 WINOGRAD_MIN_PIXELS = 1500  # output pixels in a call: 2 of the chapter's 28x28 images
