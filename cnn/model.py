@@ -10,7 +10,7 @@ from . import optimizers as optimizers_module
 from .backend import float_dtype
 from .callbacks import History, ProgressBar
 from .errors import InputError, TrainingDivergedError
-from .layers import InputLayer, Layer
+from .layers import Conv2D, InputLayer, Layer, MaxPooling2D
 from .random import new_generator
 
 
@@ -24,6 +24,13 @@ def _positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{what} must be an int >= 1, got {value!r}")
     return int(value)
+
+
+def _pool_over_conv(layer, below):
+    """Whether ``layer`` is a max-pool straight over ``below``, a Conv2D that
+    can take the pool's gradient itself (layers of exactly these classes: a
+    user's subclass may have changed either backward pass)."""
+    return type(layer) is MaxPooling2D and type(below) is Conv2D
 
 
 class Sequential:
@@ -210,8 +217,16 @@ class Sequential:
         else:
             grad = self.loss.backward()
             layers = self.layers[::-1]
-        for layer in layers:
+        index = 0
+        while index < len(layers):
+            layer = layers[index]
+            below = layers[index + 1] if index + 1 < len(layers) else None
+            if _pool_over_conv(layer, below):  # the two backward passes as one (Conv2D.backward_through_maxpool)
+                grad = below.backward_through_maxpool(grad, layer)
+                index += 2
+                continue
             grad = layer.backward(grad)
+            index += 1
         return grad
 
     def _metric_sums(self, probs, y):

@@ -57,6 +57,7 @@ from .activations import relu_backward_mask_into
 from .geometry import window_geometry
 from .im2col import col2im_into, col2im_numpy, im2col_into, im2col_numpy
 from .parallel import image_chunks, run_chunks
+from .pool import maxpool_backward, tiles_the_image, unpool_relu_into
 
 CHUNK_BYTES = 4 * 2**20  # scratch per chunk: a few MB fit the caches of this machine
 CHUNK_IMAGES = 8  # at most, so that even a small layer has chunks for every core
@@ -253,15 +254,22 @@ def _winograd_forward(x, w, bias, relu, mask, geometry, out):
     _winograd_pass(x, winograd.kernel_transform(w, f), bias, relu, mask, pt, pl, out)
 
 
-def conv2d_backward(dout, cache, need_dx=True):
+def conv2d_backward(dout, cache, need_dx=True, pool_cache=None):
     """Gradients of a convolution (through its ReLU, when that was fused in).
 
     Parameters
     ----------
     dout : ndarray, shape (n, oh, ow, cout)
-        Gradient of the loss with respect to the output.
+        Gradient of the loss with respect to the output; with ``pool_cache``,
+        with respect to the output of the max-pool over it.
     need_dx : bool
         False skips the input gradient (a first layer's input is data).
+    pool_cache : tuple or None
+        The cache of a max-pool whose windows tile this convolution's ReLU
+        output (:func:`kernels.pool.tiles_the_image`): its backward and the
+        ReLU's then run as one pass chunk by chunk, while the chunk is in
+        cache, instead of writing and reading back the whole unpooled
+        gradient (the chapter's: 26 MB).
 
     Returns
     -------
@@ -271,6 +279,8 @@ def conv2d_backward(dout, cache, need_dx=True):
     """
     x, w, has_bias, geometry, algorithm, relu_mask = cache  # relu_mask: nonzero where ReLU passed
     cout = w.shape[-1]
+    if pool_cache is not None and (algorithm == "numpy" or relu_mask is None or not tiles_the_image(pool_cache)):
+        dout, pool_cache = maxpool_backward(dout, pool_cache), None  # nothing to fuse: one after the other
     if algorithm == "numpy":
         dz = dout if relu_mask is None else np.where(relu_mask, dout, 0).astype(dout.dtype, copy=False)
         dz2 = dz.reshape(-1, cout)
@@ -279,7 +289,10 @@ def conv2d_backward(dout, cache, need_dx=True):
         db = dz2.sum(axis=0) if has_bias else None
         dx = col2im_numpy(dz2 @ w.reshape(-1, cout).T, x.shape, *geometry) if need_dx else None
         return dx, dw, db
-    n, oh, ow, _ = dout.shape
+    if pool_cache is not None and tuple(pool_cache[0]) != (x.shape[0], geometry.oh, geometry.ow, cout):
+        raise ValueError(f"pool_cache is of a max-pool over {tuple(pool_cache[0])}, not over this "
+                         f"convolution's output {(x.shape[0], geometry.oh, geometry.ow, cout)}")
+    n, oh, ow = x.shape[0], geometry.oh, geometry.ow
     dout = np.ascontiguousarray(dout)
     dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
     chunk_grads = (_WinogradGradients if algorithm == "winograd" else _Im2colGradients)(x, w, geometry, need_dx)
@@ -299,7 +312,11 @@ def conv2d_backward(dout, cache, need_dx=True):
         for index, run in group:
             for k, (_, start, stop) in enumerate(run):
                 d = dout[start:stop]
-                if relu_mask is not None:  # ReLU's gradient, chunk by chunk while in cache
+                if pool_cache is not None:  # max-pool's gradient and ReLU's at once, chunk by chunk
+                    _, argmax, (ph, pw, _, _, pt, pl, _, _), _ = pool_cache
+                    d = unpool_relu_into(d, argmax[start:stop], ph, pw, pt, pl, relu_mask[start:stop],
+                                         dz[: stop - start])
+                elif relu_mask is not None:  # ReLU's gradient, chunk by chunk while in cache
                     d = relu_backward_mask_into(d, relu_mask[start:stop], dz[: stop - start])
                 if has_bias:
                     add_channel_sums(d, db_parts[index])

@@ -129,6 +129,46 @@ def _tiled_maxpool_backward_into(dout, argmax, ph, pw, pt, pl, oh, ow, dx):
                             dx[img, y, xx, ch] = dout[img, i, j, ch] if argmax[img, i, j, ch] == k else 0
 
 
+@njit(cache=True, nogil=True)
+def unpool_relu_into(dpool, argmax, ph, pw, pt, pl, passes, dz):
+    """The max-pool's backward and the ReLU's below it in one pass, for
+    windows that tile the image: ``dz`` (n, h, w, c), the gradient of the
+    convolution's pre-activation, gets each pooled gradient at its window's
+    maximum where ReLU passed (``passes`` > 0: its bool mask or its output),
+    and zero everywhere else. The twin is :func:`maxpool_backward`, then
+    :func:`kernels.activations.relu_backward_numpy`."""
+    n, h, w, c = dz.shape
+    oh, ow = dpool.shape[1], dpool.shape[2]
+    zero = dz.dtype.type(0)
+    for img in range(n):
+        if oh * ph - pt < h or ow * pw - pl < w:  # some cells no window covers ('valid', odd sizes)
+            dz[img] = 0
+        for i in range(oh):
+            for a in range(ph):
+                y = i * ph - pt + a
+                if y < 0 or y >= h:
+                    continue
+                for j in range(ow):
+                    for b in range(pw):
+                        xx = j * pw - pl + b
+                        if xx < 0 or xx >= w:
+                            continue
+                        k = a * pw + b
+                        for ch in range(c):
+                            won = argmax[img, i, j, ch] == k and passes[img, y, xx, ch] > 0
+                            dz[img, y, xx, ch] = dpool[img, i, j, ch] if won else zero
+    return dz
+
+
+def tiles_the_image(cache):
+    """Whether a max-pool's windows tile its input (stride = pool size) on
+    the compiled path: then :func:`unpool_relu_into` can stand for its
+    backward and a ReLU's below it."""
+    _, _, geometry, impl = cache
+    ph, pw, sh, sw = geometry[:4]
+    return impl == "numba" and (sh, sw) == (ph, pw)
+
+
 def _image_chunks(n):
     # a few images a chunk: pooling streams through memory, any split works
     return image_chunks(n, max(1, -(-n // (4 * parallel.WORKERS))))

@@ -209,6 +209,44 @@ def test_pointwise_convolution_uses_the_input_as_its_patches(monkeypatch, rng, p
                 np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("impl", ["im2col", "winograd", "numpy"])
+@pytest.mark.parametrize("pool,size,padding", [((2, 2), (8, 8), "valid"), ((2, 2), (7, 9), "valid"),
+                                               ((2, 2), (7, 9), "same"), ((3, 2), (9, 8), "valid"),
+                                               ((3, 3), (9, 9), "same")])
+def test_max_pool_and_relu_backward_fused_into_the_convolution(monkeypatch, rng, impl, pool, size, padding):
+    # the pooled gradient handed to the convolution gives what the pool's
+    # backward, then the convolution's, give: bit for bit, chunk by chunk
+    from kernels.pool import tiles_the_image
+
+    monkeypatch.setattr("kernels.conv.CHUNK_IMAGES", 2)
+    x = rng.standard_normal((5, *size, 16))
+    w = rng.standard_normal((3, 3, 16, 4))
+    b = rng.standard_normal(4)
+    for strides in (None, (2, 2)):  # (2, 2) under a 3-wide pool: windows overlap, nothing to fuse
+        for relu_mask in (True, False):
+            out, cache = conv2d_forward(x, w, b, (1, 1), "same", impl=impl, relu=True, relu_mask=relu_mask)
+            pooled, pool_cache = maxpool_forward(out, pool, strides, padding)
+            assert tiles_the_image(pool_cache) == (strides is None or strides == pool)
+            dpool = rng.standard_normal(pooled.shape)
+            want = conv2d_backward(maxpool_backward(dpool, pool_cache), cache)
+            got = conv2d_backward(dpool, cache, pool_cache=pool_cache)
+            for a, b_ in zip(got, want):
+                np.testing.assert_array_equal(a, b_)
+
+
+def test_unpool_relu_twin(rng):
+    from kernels.activations import relu_backward_numpy
+    from kernels.pool import unpool_relu_into
+
+    out = np.maximum(rng.standard_normal((3, 7, 9, 5)), 0)  # exact zeros: ReLU's kink
+    pooled, pool_cache = maxpool_forward(out, (2, 2), None, "valid")
+    dpool = rng.standard_normal(pooled.shape)
+    want = relu_backward_numpy(maxpool_backward(dpool, pool_cache), out)
+    for passes in (out, out > 0):
+        dz = np.full(out.shape, np.nan)  # every cell written, the uncovered ones as zeros
+        np.testing.assert_array_equal(unpool_relu_into(dpool, pool_cache[1], 2, 2, 0, 0, passes, dz), want)
+
+
 def test_results_do_not_depend_on_the_number_of_cores(monkeypatch, rng):
     monkeypatch.setattr("kernels.conv.CHUNK_IMAGES", 2)
     x = rng.standard_normal((9, 10, 10, 4)).astype(np.float32)

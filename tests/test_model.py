@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnn
-from cnn import Dense, Flatten, Sequential
+from cnn import Conv2D, Dense, Flatten, Sequential
 from cnn.callbacks import Callback, ModelSaver
 from cnn.data import load_mnist, one_hot
 from cnn.errors import InputError, ModelFileError, TrainingDivergedError
@@ -96,6 +96,35 @@ def test_fused_softmax_gradient_equals_the_unfused_chain(rng):
     model.loss.forward(probs, y)  # the long way: loss on probabilities, then softmax's Jacobian
     model.layers[0].backward(model.loss.backward())
     np.testing.assert_allclose(model.layers[0].grads["kernel"], fused, rtol=1e-5, atol=1e-7)
+
+
+def test_max_pool_over_a_relu_convolution_backward_is_fused_and_equal(rng, monkeypatch):
+    # Sequential hands the pool's gradient straight to the convolution below
+    # (one pass through the pool's and ReLU's backward); the gradients are
+    # those of the two layers' backward passes one after the other, bit for bit
+    import kernels.conv
+    from cnn.layers import MaxPooling2D as Pool
+
+    class UnfusedPool(Pool):  # another class: the model runs the two passes apart
+        pass
+
+    fused_calls = []
+    unpool = kernels.conv.unpool_relu_into
+    monkeypatch.setattr(kernels.conv, "unpool_relu_into", lambda *a: fused_calls.append(1) or unpool(*a))
+    x = rng.standard_normal((9, 11, 10, 2)).astype(np.float32)
+    y = one_hot(rng.integers(0, 3, 9), 3)
+    grads = []
+    for pool in (Pool, UnfusedPool):
+        cnn.set_seed(5)
+        model = Sequential([Conv2D(16, 3, padding="same", activation="relu", input_shape=(11, 10, 2)),
+                            Conv2D(8, 3, padding="same", activation="relu"), pool(2), Flatten(),
+                            Dense(3, activation="softmax")])
+        model.compile(loss="categorical_crossentropy", optimizer="sgd")
+        grads.append(model.compute_gradients(x, y)[1])
+        assert bool(fused_calls) == (pool is Pool)
+        fused_calls.clear()
+    for key in grads[0]:
+        np.testing.assert_array_equal(grads[0][key], grads[1][key])
 
 
 def test_mse_and_other_optimizers_train(mnist_small):

@@ -96,6 +96,18 @@ class Conv2D(KernelBiasLayer):
             return self._backward_conv(dout)  # the kernel applies ReLU's mask itself
         return self._backward_conv(self._deactivate(dout))
 
+    def backward_through_maxpool(self, dpool, pool):
+        """Backward through ``pool``, a MaxPooling2D right above this layer,
+        and through this layer: dpool (n, ph, pw, filters) -> dx (n, h, w, cin).
+
+        With a fused ReLU and pool windows that tile the output (the usual
+        2x2), the pool's backward and ReLU's run as one pass inside this
+        layer's chunks; otherwise the two backward passes one after the other.
+        """
+        if self.activation != "relu":
+            return self.backward(pool.backward(dpool))
+        return self._backward_conv(dpool, pool_cache=pool._cache)
+
     def backward_from_logits(self, dz):
         """Takes the gradient with respect to the pre-activation (the softmax
         case of :class:`WithActivation`)."""
@@ -103,8 +115,8 @@ class Conv2D(KernelBiasLayer):
             raise NotImplementedError("a ReLU convolution's backward takes the gradient of its output")
         return self._backward_conv(dz)
 
-    def _backward_conv(self, dz):
-        dx, self.grads["kernel"], db = conv2d_backward(dz, self._cache, self.needs_input_gradient)
+    def _backward_conv(self, dz, pool_cache=None):
+        dx, self.grads["kernel"], db = conv2d_backward(dz, self._cache, self.needs_input_gradient, pool_cache)
         if self.use_bias:
             self.grads["bias"] = db
         return dx
