@@ -92,7 +92,7 @@ def _maxpool_forward_into(x, ph, pw, sh, sw, pt, pl, oh, ow, out, argmax):
 def _maxpool_backward_into(dout, argmax, ph, pw, sh, sw, pt, pl, oh, ow, dx):
     """Route each output gradient to its maximum in ``dx`` (n, h, w, c), zeros elsewhere."""
     if sh == ph and sw == pw:
-        _tiled_maxpool_backward_into(dout, argmax, ph, pw, pt, pl, oh, ow, dx)
+        unpool_relu_into(dout, argmax, ph, pw, pt, pl, None, dx)
         return
     n, h, w, c = dx.shape
     dx[:] = 0
@@ -105,37 +105,15 @@ def _maxpool_backward_into(dout, argmax, ph, pw, sh, sw, pt, pl, oh, ow, dx):
 
 
 @njit(cache=True, nogil=True)
-def _tiled_maxpool_backward_into(dout, argmax, ph, pw, pt, pl, oh, ow, dx):
-    """:func:`_maxpool_backward_into` for windows that tile the image (stride
-    = pool size, the usual 2x2): every cell lies in one window at most, so
-    each is written once, its gradient or zero, with no zeroing pass first
-    and no division to find the winner's place."""
-    n, h, w, c = dx.shape
-    for img in range(n):
-        if oh * ph - pt < h or ow * pw - pl < w:  # some cells no window covers ('valid', odd sizes)
-            dx[img] = 0
-        for i in range(oh):
-            for a in range(ph):
-                y = i * ph - pt + a
-                if y < 0 or y >= h:
-                    continue
-                for j in range(ow):
-                    for b in range(pw):
-                        xx = j * pw - pl + b
-                        if xx < 0 or xx >= w:
-                            continue
-                        k = a * pw + b
-                        for ch in range(c):
-                            dx[img, y, xx, ch] = dout[img, i, j, ch] if argmax[img, i, j, ch] == k else 0
-
-
-@njit(cache=True, nogil=True)
 def unpool_relu_into(dpool, argmax, ph, pw, pt, pl, passes, dz):
-    """The max-pool's backward and the ReLU's below it in one pass, for
-    windows that tile the image: ``dz`` (n, h, w, c), the gradient of the
-    convolution's pre-activation, gets each pooled gradient at its window's
-    maximum where ReLU passed (``passes`` > 0: its bool mask or its output),
-    and zero everywhere else. The twin is :func:`maxpool_backward`, then
+    """Max-pool's backward for windows that tile the image (stride = pool
+    size, the usual 2x2), with the ReLU's below it in the same pass: ``dz``
+    (n, h, w, c) gets each pooled gradient at its window's maximum where
+    ReLU passed (``passes`` > 0: its bool mask or its output; None: no ReLU,
+    the pool's backward alone), and zero everywhere else. Every cell lies
+    in one window at most, so each is written once, with no zeroing pass
+    first and no division to find the winner's place. The twin is
+    :func:`maxpool_backward`'s NumPy path, then
     :func:`kernels.activations.relu_backward_numpy`."""
     n, h, w, c = dz.shape
     oh, ow = dpool.shape[1], dpool.shape[2]
@@ -154,9 +132,14 @@ def unpool_relu_into(dpool, argmax, ph, pw, pt, pl, passes, dz):
                         if xx < 0 or xx >= w:
                             continue
                         k = a * pw + b
-                        for ch in range(c):
-                            won = argmax[img, i, j, ch] == k and passes[img, y, xx, ch] > 0
-                            dz[img, y, xx, ch] = dpool[img, i, j, ch] if won else zero
+                        if passes is None:  # (decided when compiled)
+                            for ch in range(c):
+                                won = argmax[img, i, j, ch] == k
+                                dz[img, y, xx, ch] = dpool[img, i, j, ch] if won else zero
+                        else:
+                            for ch in range(c):
+                                won = argmax[img, i, j, ch] == k and passes[img, y, xx, ch] > 0
+                                dz[img, y, xx, ch] = dpool[img, i, j, ch] if won else zero
     return dz
 
 
