@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
+from cnn.model import _pool_over_conv  # noqa: E402
+
 
 def build(arch):
     import cnn
@@ -60,8 +62,16 @@ def profile(model, x, y, steps):
         else:
             grad = clock("loss backward", model.loss.backward)
             below = model.layers[::-1]
-        for layer in below:
+        index = 0
+        while index < len(below):  # as Sequential._backward: a max-pool's over a ReLU convolution fused in
+            layer = below[index]
+            under = below[index + 1] if index + 1 < len(below) else None
+            if _pool_over_conv(layer, under):
+                grad = clock(f"{layer.name} + {under.name} backward", under.backward_through_maxpool, grad, layer)
+                index += 2
+                continue
             grad = clock(f"{layer.name} backward", layer.backward, grad)
+            index += 1
         clock("optimizer step", model.optimizer.step, model.layers)
         times["whole step"].append((time.perf_counter() - start) * 1e3)
         del loss
