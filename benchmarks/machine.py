@@ -80,7 +80,8 @@ def finish(rec):
     cores leaves it near 2), so it cannot say whether others were busy. What
     can: the machine's busy CPU time over the run (/proc/stat) less this
     process's and its children's, per second of the run: the cores other
-    programs kept busy. More than a quarter of a core marks the run busy
+    programs kept busy (the hypervisor's stolen time included). More than a
+    tenth of a core marks the run busy
     (where /proc/stat is missing: a load above half the cores before it; the
     load average also decays slowly from a run just finished, so a run
     started right after another would be marked busy by it for no reason).
@@ -93,7 +94,7 @@ def finish(rec):
         wall = max(time.time() - started, 1e-9)
         others = max(0.0, (machine_after - machine_before) - (_own_cpu_seconds() - own_before)) / wall
     rec["other_cores_busy"] = others
-    rec["busy"] = others > 0.25 if others is not None else rec["load_before"][0] > 0.5 * (rec["cores"] or 1)
+    rec["busy"] = others > 0.1 if others is not None else rec["load_before"][0] > 0.5 * (rec["cores"] or 1)
     return rec
 
 
