@@ -4,7 +4,7 @@
 
 Prints the median time of each and the ratio (twin / numba): a ratio, not a
 time, is what carries from one noisy shared machine to another. Then the two
-compiled convolution algorithms, im2col and Winograd F(2x2, 3x3), forward and
+compiled convolution algorithms, im2col and Winograd F(4x4, 3x3), forward and
 backward, on the chapter's layers and a wider one.
 """
 import argparse
