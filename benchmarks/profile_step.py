@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
-from cnn.model import _pool_over_conv  # noqa: E402
+from cnn.model import _backward_steps  # noqa: E402
 
 
 def build(arch):
@@ -62,16 +62,8 @@ def profile(model, x, y, steps):
         else:
             grad = clock("loss backward", model.loss.backward)
             below = model.layers[::-1]
-        index = 0
-        while index < len(below):  # as Sequential._backward: a max-pool's over a ReLU convolution fused in
-            layer = below[index]
-            under = below[index + 1] if index + 1 < len(below) else None
-            if _pool_over_conv(layer, under):
-                grad = clock(f"{layer.name} + {under.name} backward", under.backward_through_maxpool, grad, layer)
-                index += 2
-                continue
-            grad = clock(f"{layer.name} backward", layer.backward, grad)
-            index += 1
+        for label, step in _backward_steps(below):  # as Sequential._backward runs them
+            grad = clock(f"{label} backward", step, grad)
         clock("optimizer step", model.optimizer.step, model.layers)
         times["whole step"].append((time.perf_counter() - start) * 1e3)
         del loss

@@ -33,6 +33,25 @@ def _pool_over_conv(layer, below):
     return type(layer) is MaxPooling2D and type(below) is Conv2D
 
 
+def _backward_steps(layers):
+    """(label, step) for each backward step over ``layers`` (top layer first),
+    ``step(grad) -> grad``: one a layer, but a max-pool over a Conv2D and that
+    Conv2D in one step (:meth:`Conv2D.backward_through_maxpool`).
+    ``benchmarks/profile_step.py`` times these same steps."""
+    steps, index = [], 0
+    while index < len(layers):
+        layer = layers[index]
+        below = layers[index + 1] if index + 1 < len(layers) else None
+        if _pool_over_conv(layer, below):
+            steps.append((f"{layer.name} + {below.name}",
+                          lambda grad, pool=layer, conv=below: conv.backward_through_maxpool(grad, pool)))
+            index += 2
+        else:
+            steps.append((layer.name, layer.backward))
+            index += 1
+    return steps
+
+
 class Sequential:
     """A linear stack of layers.
 
@@ -217,16 +236,8 @@ class Sequential:
         else:
             grad = self.loss.backward()
             layers = self.layers[::-1]
-        index = 0
-        while index < len(layers):
-            layer = layers[index]
-            below = layers[index + 1] if index + 1 < len(layers) else None
-            if _pool_over_conv(layer, below):  # the two backward passes as one (Conv2D.backward_through_maxpool)
-                grad = below.backward_through_maxpool(grad, layer)
-                index += 2
-                continue
-            grad = layer.backward(grad)
-            index += 1
+        for _, step in _backward_steps(layers):
+            grad = step(grad)
         return grad
 
     def _metric_sums(self, probs, y):

@@ -197,7 +197,6 @@ def _im2col_forward(x, w, bias, relu, mask, geometry, out):
     out2 = out.reshape(-1, cout)
     mask2 = None if mask is None else mask.reshape(-1, cout)
     chunks, step = _chunks(x.shape[0], oh * ow * w2.shape[0] * x.itemsize)
-
     pointwise = _pointwise(geometry)
 
     def work(group):
@@ -372,14 +371,15 @@ class _Im2colGradients:
     def __init__(self, x, w, geometry, need_dx):
         self.oh, self.ow = geometry.oh, geometry.ow
         self.geometry, self.need_dx = geometry, need_dx
+        self.pointwise = _pointwise(geometry)  # the patches are the input, their gradient the input's
         self.w2 = w.reshape(-1, w.shape[3])
         self.part_shape = self.w2.shape
         self.bytes_per_image = self.oh * self.ow * self.w2.shape[0] * x.itemsize * (2 if need_dx else 1)
         self.dtype, self.w_shape = x.dtype, w.shape
 
     def scratch(self, step):
-        if _pointwise(self.geometry):
-            return None, None  # the patches are the input, their gradient the input's
+        if self.pointwise:
+            return None, None
         cols = np.empty((step * self.oh * self.ow, self.w2.shape[0]), dtype=self.dtype)
         return cols, (np.empty_like(cols) if self.need_dx else None)
 
@@ -387,11 +387,10 @@ class _Im2colGradients:
         cols, dcols = scratch
         count = x.shape[0] * self.oh * self.ow
         d2 = d.reshape(count, -1)
-        pointwise = cols is None
-        chunk_cols = x.reshape(count, -1) if pointwise else im2col_into(x, *self.geometry, cols[:count])
+        chunk_cols = x.reshape(count, -1) if self.pointwise else im2col_into(x, *self.geometry, cols[:count])
         np.matmul(chunk_cols.T, d2, out=dw_part)  # each weight collects the inputs it multiplied
         if dx is not None:
-            if pointwise:
+            if self.pointwise:
                 np.matmul(d2, self.w2.T, out=dx.reshape(count, -1))
             else:
                 np.matmul(d2, self.w2.T, out=dcols[:count])  # each patch entry gets the weights it met

@@ -600,7 +600,8 @@ def _gradient_transform_f4(dout, th, tw, e):
 
 # ---------------------------------------------------------------- what the layers call
 def _is_f4(matrix):
-    return matrix.shape[0] == 6 or matrix.shape[1] == 6
+    """Whether B^T (a, a) or A^T (m, a) is F(4x4, 3x3)'s: a = 6."""
+    return matrix.shape[1] == 6
 
 
 def input_transform(xp, th, tw, bt, v):
