@@ -11,6 +11,7 @@ from .backend import float_dtype
 from .callbacks import History, ProgressBar
 from .errors import InputError, TrainingDivergedError
 from .layers import Conv2D, InputLayer, Layer, MaxPooling2D
+from .layers.base import check_name
 from .random import new_generator
 
 
@@ -64,7 +65,7 @@ class Sequential:
     """
 
     def __init__(self, layers=None, name="sequential"):
-        self.name = name
+        self.name = check_name(name, "model")
         self.layers = []
         self.built = False
         self.input_shape = None

@@ -77,7 +77,8 @@ def explorer_screenshot(model_path, out):
             chain = chain.move_by_offset(dx, dy)
         chain.release().perform()
         for _ in range(100):
-            if driver.execute_script("return window.explorer.predictions > 0 && window.explorer.inflight === 0"):
+            if driver.execute_script("return document.body.dataset.predictions > 0"
+                                     " && document.body.dataset.inflight === '0'"):
                 break
             time.sleep(0.1)
         from selenium.common.exceptions import StaleElementReferenceException

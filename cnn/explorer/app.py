@@ -1,9 +1,14 @@
 """What the explorer's API computes, apart from HTTP: every number from the engine.
 
-Forward passes run under a lock: the layers keep caches for their backward
-pass, so two requests must not run one model at once. Training runs on its
-own copy of the model in a background thread and takes the lock only to swap
-the trained model in when it ends.
+Each request takes one snapshot of the model (``self.model`` read once,
+under the lock) and uses it throughout, so a training run that swaps the
+model in meanwhile cannot give a request the layers of one model and the
+outputs of another. Forward passes run under the lock: the layers keep
+caches for their backward pass, so two requests must not run one model at
+once. Training runs on its own model in a background thread and takes the
+lock only to swap the trained model in when it ends. The training state
+(its history above all) is changed and copied under a second lock, and a
+run is started only after checking, under that lock, that none is going on.
 """
 import copy
 import threading
@@ -40,7 +45,8 @@ class Explorer:
         from ..data import load_mnist_split
 
         self.model = model
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()           # the model: its swap and its forward passes
+        self.state_lock = threading.Lock()     # self.training and what it holds
         self.x_test, self.labels = load_mnist_split(data, "test", SAMPLES)
         self.data = data
         self.training = None  # the state of a training run, see _train
@@ -69,9 +75,15 @@ class Explorer:
         return handlers[route](body)
 
     # ---------------------------------------------------------------- the model
+    def snapshot(self):
+        """The model this request is about (the one being served when it came in)."""
+        with self.lock:
+            return self.model
+
     def describe(self):
+        model = self.snapshot()
         layers = []
-        for index, layer in enumerate(self.model.layers):
+        for index, layer in enumerate(model.layers):
             entry = {"index": index, "name": layer.name, "type": type(layer).__name__,
                      "output_shape": list(layer.output_shape)}
             if isinstance(layer, Conv2D):
@@ -80,8 +92,8 @@ class Explorer:
             if isinstance(layer, MaxPooling2D):
                 entry.update(pool_size=list(layer.pool_size), strides=list(layer.strides), padding=layer.padding)
             layers.append(entry)
-        return {"name": self.model.name, "input_shape": list(self.model.input_shape), "layers": layers,
-                "parameters": self.model.count_params()}
+        return {"name": model.name, "input_shape": list(model.input_shape), "layers": layers,
+                "parameters": model.count_params()}
 
     def _input(self, body):
         """The 28x28 image a request is about, from a drawing, a test image or a given input."""
@@ -104,22 +116,23 @@ class Explorer:
             raise ApiError("'pixels' must be finite numbers from 0 to 255")
         return mnist_style(*bright_ink(gray / 255, []))  # the same preparation as `cnn predict`
 
-    def _forward(self, image):
+    def _forward(self, model, image):
         x = (np.asarray(image, dtype=np.float32) / 255).reshape(1, 28, 28, 1)
         outputs = []
         with self.lock:
             act = x
-            for layer in self.model.layers:
+            for layer in model.layers:
                 act = layer.forward(act, training=False)
                 outputs.append(act)
         return x, outputs
 
     def predict(self, body):
         image, notes = self._input(body)
-        x, outputs = self._forward(image)
+        model = self.snapshot()
+        x, outputs = self._forward(model, image)
         probs = outputs[-1][0]
         layers = []
-        for index, (layer, out) in enumerate(zip(self.model.layers, outputs)):
+        for index, (layer, out) in enumerate(zip(model.layers, outputs)):
             if out.ndim != 4:
                 continue
             maps = out[0].transpose(2, 0, 1)  # channels first, for drawing
@@ -139,15 +152,16 @@ class Explorer:
             raise ApiError("'input' must be the 28x28 image /api/predict returned") from None
         if image.shape != (28, 28) or not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
             raise ApiError(f"'input' must be 28x28 numbers from 0 to 255, got shape {image.shape}")
-        index = _int(body, "layer", 0, len(self.model.layers) - 1)
-        layer = self.model.layers[index]
+        model = self.snapshot()
+        index = _int(body, "layer", 0, len(model.layers) - 1)
+        layer = model.layers[index]
         if not isinstance(layer, (Conv2D, MaxPooling2D)):
             raise ApiError(f"layer {index} ({type(layer).__name__}) has no windows to explain; "
                            "choose a Conv2D or MaxPooling2D layer")
         oh, ow, channels = layer.output_shape
         row, col = _int(body, "row", 0, oh - 1), _int(body, "col", 0, ow - 1)
         channel = _int(body, "channel", 0, channels - 1)
-        x, outputs = self._forward(image)
+        x, outputs = self._forward(model, image)
         below = x[0] if index == 0 else outputs[index - 1][0]
         engine = float(outputs[index][0, row, col, channel])
         h, w, cin = below.shape
@@ -213,14 +227,14 @@ class Explorer:
             raise ApiError(f"'arch' must be 'chapter', 'lenet5' or 'small', got {arch!r}")
         epochs = _int(body, "epochs", 1, 50) if "epochs" in body else 5
         n_train = _int(body, "n_train", 100, 4500) if "n_train" in body else 1000
-        state = self.training
-        if state is not None and state["running"]:
-            raise ApiError("a training run is going on; stop it first", 409)
-        state = {"running": True, "arch": arch, "epoch": 0, "epochs": epochs, "history": {}, "filters": None,
-                 "error": None, "stop": threading.Event()}
-        self.training = state
-        thread = threading.Thread(target=self._train, args=(ARCHITECTURES[arch], state, n_train), daemon=True)
-        thread.start()
+        with self.state_lock:  # the check and the start as one step: two requests cannot both start
+            if self.training is not None and self.training["running"]:
+                raise ApiError("a training run is going on; stop it first", 409)
+            state = {"running": True, "arch": arch, "epoch": 0, "epochs": epochs, "history": {}, "filters": None,
+                     "error": None, "stop": threading.Event()}
+            self.training = state
+            thread = threading.Thread(target=self._train, args=(ARCHITECTURES[arch], state, n_train), daemon=True)
+            thread.start()
         return {"started": True, "arch": arch, "epochs": epochs}
 
     def _train(self, build, state, n_train):
@@ -236,10 +250,12 @@ class Explorer:
                     self.model.stop_training = True
 
             def on_epoch_end(self, epoch, logs=None):
-                for key, value in (logs or {}).items():
-                    state["history"].setdefault(key, []).append(float(value))
-                state["epoch"] = epoch + 1
-                state["filters"] = explorer._filters(self.model)
+                filters = explorer._filters(self.model)
+                with explorer.state_lock:
+                    for key, value in (logs or {}).items():
+                        state["history"].setdefault(key, []).append(float(value))
+                    state["epoch"] = epoch + 1
+                    state["filters"] = filters
                 if state["stop"].is_set():
                     self.model.stop_training = True
 
@@ -253,9 +269,11 @@ class Explorer:
             with self.lock:
                 self.model = model  # the page now explores what was trained
         except Exception as err:  # noqa: BLE001 - reported to the page, the server keeps serving
-            state["error"] = f"{type(err).__name__}: {err}"
+            with self.state_lock:
+                state["error"] = f"{type(err).__name__}: {err}"
         finally:
-            state["running"] = False
+            with self.state_lock:
+                state["running"] = False
 
     def _filters(self, model):
         convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
@@ -266,14 +284,16 @@ class Explorer:
                 "limit": float(np.abs(kernel).max())}
 
     def stop_training(self, body):
-        if self.training is None or not self.training["running"]:
-            raise ApiError("no training run is going on", 409)
-        self.training["stop"].set()
+        with self.state_lock:
+            if self.training is None or not self.training["running"]:
+                raise ApiError("no training run is going on", 409)
+            self.training["stop"].set()
         return {"stopping": True}
 
     def train_status(self):
-        state = self.training
-        if state is None:
-            return {"running": False, "epoch": 0, "epochs": 0, "history": {}, "filters": self._filters(self.model),
-                    "error": None}
-        return {k: (copy.deepcopy(v) if k != "stop" else None) for k, v in state.items() if k != "stop"}
+        with self.state_lock:
+            state = self.training
+            if state is not None:  # copied whole while the trainer cannot append to it
+                return {k: copy.deepcopy(v) for k, v in state.items() if k != "stop"}
+        return {"running": False, "epoch": 0, "epochs": 0, "history": {}, "filters": self._filters(self.snapshot()),
+                "error": None}

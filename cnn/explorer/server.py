@@ -6,6 +6,16 @@ bring dependencies and nothing the learner can see; ``ThreadingHTTPServer``
 gives each request its own thread (a slow client stalls nobody else), and the
 handler below bounds what a request may be (size, time, values).
 
+Closed to other pages: every request must name this server in ``Host`` (the
+address it is bound to, or ``localhost`` when that is a loopback address,
+with its port), so a DNS-rebinding page under another name reads nothing; a
+request a browser marks as coming from another page (``Origin`` not this
+server's, ``Sec-Fetch-Site`` cross-site) is refused; and a POST must carry
+``application/json``, which no page of another origin can send without the
+browser asking first (and this server never answers that question yes).
+Each refusal is a 403 with a message. Values from the engine or a model file
+(layer names above all) reach the page as JSON and are rendered as text.
+
 JSON API (every error is a 4xx answer ``{"error": "..."}``; the server keeps serving):
 
 * ``GET /api/model``: the layers (index, name, type, output shape, kernel/pool sizes)
@@ -23,6 +33,7 @@ JSON API (every error is a 4xx answer ``{"error": "..."}``; the server keeps ser
 * ``POST /api/train`` ``{"arch", "epochs", "n_train"}``; ``GET /api/train``: its progress (epochs
   done, the history, the first layer's filters); ``POST /api/train/stop``
 """
+import ipaddress
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,12 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CNNError
-from .app import ApiError, Explorer
+from .app import MAX_SIDE, ApiError, Explorer
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
          "/style.css": ("style.css", "text/css; charset=utf-8")}
-MAX_BODY = 4 << 20  # a 1024x1024 drawing as JSON numbers fits
+# the largest drawing /api/predict takes (MAX_SIDE x MAX_SIDE gray values, each at
+# most "255," in JSON) and room for the rest of the object: a white 1024x1024
+# canvas is 4 MiB of numbers alone
+MAX_BODY = MAX_SIDE * MAX_SIDE * len("255,") + (64 << 10)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,14 +68,44 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        # the page's own script and style only: no inline script, no other origin, no framing
+        self.send_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'none'")
+        self.send_header("X-Frame-Options", "DENY")
+        self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away: nobody to answer
 
     def _error(self, status, message):
         self._send(status, {"error": message})
 
+    def _refused(self, post):
+        """Why this request may not be answered (a message), or None. Checked
+        before a byte of the body is read."""
+        host = self.headers.get("Host")
+        if host is None or not self.server.names_this(host):
+            return (f"the Host header {host!r} does not name this server; use "
+                    f"http://{sorted(self.server.allowed_hosts)[0]}/")
+        origin = self.headers.get("Origin")
+        if origin is not None and not (origin.strip().lower().startswith("http://")
+                                       and self.server.names_this(origin.strip()[len("http://"):])):
+            return f"requests from another page ({origin!r}) are not answered"
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site.strip().lower() not in ("same-origin", "none"):
+            return f"a {site} request is not answered: only this server's own page may call it"
+        if post:
+            kind = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if kind != "application/json":
+                return f"a POST must be application/json, got {self.headers.get('Content-Type')!r}"
+        return None
+
     def do_GET(self):
         path = self.path.split("?", 1)[0]
+        refused = self._refused(post=False)
+        if refused:
+            return self._error(403, refused)
         try:
             if path in FILES:
                 name, kind = FILES[path]
@@ -76,6 +120,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         path = self.path.split("?", 1)[0]
+        refused = self._refused(post=True)
+        if refused:
+            return self._error(403, refused)
         if not path.startswith("/api/"):
             return self._error(404, f"no API call {path!r}")
         length = self.headers.get("Content-Length")
@@ -112,6 +159,33 @@ def _refuse_constant(name):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    @property
+    def allowed_hosts(self):
+        """The ``Host`` values that name this server: its address and port, and
+        ``localhost`` with the port when the address is a loopback one."""
+        host, port = self.server_address[:2]
+        names = {f"[{host}]:{port}" if ":" in host else f"{host}:{port}"}
+        if ipaddress.ip_address(host).is_loopback:
+            names.add(f"localhost:{port}")
+        return {name.lower() for name in names}
+
+    def names_this(self, value):
+        """Whether a ``Host`` header names this server. Bound to every address
+        (0.0.0.0), any address literal with the port does; a name never does
+        but ``localhost`` (a DNS-rebinding page comes under a name of its own)."""
+        value = value.strip().lower()
+        if value in self.allowed_hosts:
+            return True
+        host, port = self.server_address[:2]
+        if not ipaddress.ip_address(host).is_unspecified:
+            return False
+        literal, _, given_port = value.rpartition(":")
+        try:
+            ipaddress.ip_address(literal.strip("[]"))
+        except ValueError:
+            return literal == "localhost" and given_port == str(port)
+        return given_port == str(port)
 
 
 def make_server(model, host="127.0.0.1", port=0, data=None):

@@ -113,6 +113,26 @@ def _build_once(build):
     return wrapper
 
 
+MAX_NAME = 256  # characters in a layer's or a model's name
+
+
+def check_name(name, what):
+    """A layer's or a model's name as Keras accepts it (a non-empty string with
+    no '/', which Keras refuses), of printable characters and at most
+    MAX_NAME of them: a name from a file is shown in pictures, summaries and
+    the explorer's page, and one made of control characters or a megabyte
+    long is a file crafted to do harm, not a name."""
+    if not isinstance(name, str) or not name:
+        raise InputError(f"a {what} name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_NAME:
+        raise InputError(f"a {what} name may have at most {MAX_NAME} characters, got {len(name)}")
+    if "/" in name:
+        raise InputError(f"a {what} name cannot contain '/' (Keras refuses it too), got {name!r}")
+    if not name.isprintable():
+        raise InputError(f"a {what} name must be printable characters, got {name!r}")
+    return name
+
+
 class Layer:
     """Base class: a layer without weights that passes its input through.
 
@@ -136,8 +156,8 @@ class Layer:
 
     def __init__(self, name=None, input_shape=None, trainable=True, dtype=None, **kwargs):
         refuse_unknown(type(self).__name__, {k: v for k, v in kwargs.items() if k != "input_dim"})
-        if name is not None and (not isinstance(name, str) or not name):
-            raise InputError(f"name must be a non-empty string, got {name!r}")
+        if name is not None:
+            check_name(name, "layer")
         self.name = name or type(self).__name__.lower()
         self._named_by_user = name is not None
         if "input_dim" in kwargs:  # Keras's Dense(…, input_dim=n)

@@ -1,9 +1,27 @@
 // The explorer's page. It computes nothing itself: every number comes from
 // the engine through the JSON API (cnn/explorer/server.py); this script draws.
+// Everything from the server (a layer's name from a model file above all) is
+// put on the page as text (textContent, text nodes), never parsed as HTML.
+// What the page has done is also written on the page, in data- attributes
+// (document.body.dataset.predictions, #panel's data-cell, #t-status's
+// data-running...), which is what the browser tests read.
 "use strict";
 
 const state = { model: null, input: null, layers: [], explain: null, history: {}, predictions: 0, inflight: 0 };
-window.explorer = state;  // for the browser tests (and for the curious, in the console)
+
+// el("td", { className: "pad" }, "text", child, ...): an element with properties set and children
+// appended, strings as text nodes
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  node.append(...children.filter(c => c !== null && c !== undefined));  // a string becomes a text node
+  return node;
+}
+
+function progress() {  // the counters the tests wait on
+  document.body.dataset.predictions = state.predictions;
+  document.body.dataset.inflight = state.inflight;
+}
 
 async function api(path, body) {
   const options = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" },
@@ -91,9 +109,10 @@ function predictDrawing() {
 async function predict(body) {
   let result;
   state.inflight += 1;
+  progress();
   try { result = await api("predict", body); }
   catch (err) { document.getElementById("notes").textContent = err.message; return; }
-  finally { state.inflight -= 1; }
+  finally { state.inflight -= 1; progress(); }
   state.input = result.input;
   state.layers = result.layers;
   state.probabilities = result.probabilities;
@@ -103,15 +122,14 @@ async function predict(body) {
   document.getElementById("prediction").textContent =
     `${result.prediction} (probability ${result.probabilities[result.prediction].toFixed(3)})`;
   const bars = document.getElementById("probabilities");
-  bars.innerHTML = "";
-  result.probabilities.forEach((p, k) => {
-    const row = document.createElement("div");
-    row.className = "bar";
-    row.innerHTML = `<b>${k}</b><span class="fill" style="width:${Math.max(1, 200 * p)}px"></span>${p.toFixed(3)}`;
-    bars.append(row);
-  });
+  bars.replaceChildren(...result.probabilities.map((p, k) => {
+    const fill = el("span", { className: "fill" });
+    fill.style.width = `${Math.max(1, 200 * p)}px`;
+    return el("div", { className: "bar" }, el("b", {}, String(k)), fill, p.toFixed(3));
+  }));
   drawLayers();
   state.predictions += 1;
+  progress();
 }
 
 document.getElementById("clear").addEventListener("click", () => { clearPad(); });
@@ -122,12 +140,11 @@ document.getElementById("samples").addEventListener("change", e => {
 // ------------------------------------------------------------ 2. feature maps, and one cell explained
 function drawLayers() {
   const root = document.getElementById("layers");
-  root.innerHTML = "";
+  root.replaceChildren();
   for (const layer of state.layers) {
-    const box = document.createElement("div");
-    box.className = "layer";
+    const box = el("div", { className: "layer" });
     const [h, w, c] = layer.shape;
-    box.innerHTML = `<h3>${layer.name} (${layer.type}) ${h}x${w}x${c}${layer.note ? " - " + layer.note : ""}</h3>`;
+    box.append(el("h3", {}, `${layer.name} (${layer.type}) ${h}x${w}x${c}${layer.note ? " - " + layer.note : ""}`));
     box.append(legend(layer.min, layer.max));
     const maps = document.createElement("div");
     maps.className = "maps";
@@ -152,50 +169,55 @@ function drawLayers() {
 }
 
 function table(values, cls) {  // a 2-D array as a small table; cls(i, j) gives a cell's class
-  return "<table class='grid'>" + values.map((row, i) => "<tr>" + row.map((v, j) =>
-    `<td class="${cls ? cls(i, j) : ""}">${fmt(v)}</td>`).join("") + "</tr>").join("") + "</table>";
+  return el("table", { className: "grid" }, ...values.map((row, i) =>
+    el("tr", {}, ...row.map((v, j) => el("td", { className: cls ? cls(i, j) : "" }, fmt(v))))));
 }
 
 async function explain(layerIndex, row, col, channel) {
   const layer = state.model.layers[layerIndex];
   if (layer.type !== "Conv2D" && layer.type !== "MaxPooling2D") {
-    showPanel(`${layer.name} (${layer.type})`, "<p>This layer has no windows to explain: choose a Conv2D or MaxPooling2D output.</p>");
+    showPanel(`${layer.name} (${layer.type})`,
+              [el("p", {}, "This layer has no windows to explain: choose a Conv2D or MaxPooling2D output.")]);
     return;
   }
   let e;
   const input = state.input;
   try { e = await api("explain", { input, layer: layerIndex, row, col, channel }); }
-  catch (err) { showPanel("error", `<p>${err.message}</p>`); return; }
+  catch (err) { showPanel("error", [el("p", {}, err.message)]); return; }
   state.explain = { ...e, input };  // with the input it is about
   highlight(e.receptive, layerIndex, row, col, channel);
   const pad = (i, j) => e.inside[i][j] ? "" : "pad";
-  let html = `<p>Output cell [${row}, ${col}] of channel ${channel}; its window in the layer below is rows
+  const nodes = [el("p", {}, `Output cell [${row}, ${col}] of channel ${channel}; its window in the layer below is rows
     ${e.receptive.rows[0]}..${e.receptive.rows[1]}, columns ${e.receptive.cols[0]}..${e.receptive.cols[1]}
-    (gray cells: padding, read as ${e.kind === "max" ? "-infinity" : "0"}).</p>`;
+    (gray cells: padding, read as ${e.kind === "max" ? "-infinity" : "0"}).`)];
   if (e.kind === "conv") {
     const partial = e.products.map(p => p.flat().reduce((a, b) => a + b, 0));
-    html += `<p id="panel-sum">sum of the products = <b>${fmt(e.sum)}</b>, + bias ${fmt(e.bias)} =
-      ${fmt(e.pre_activation)}; ${e.activation}(${fmt(e.pre_activation)}) = <b id="panel-value">${fmt(e.value)}</b></p>`;
-    html += `<p class="small">the sum, channel by channel: ${partial.map((v, k) => `${k}: ${fmt(v)}`).join(", ")}</p>`;
-    html += "<div class='grids'>";
-    e.window.forEach((w, k) => {
-      html += `<div><b>input channel ${k}</b>: window${table(w, pad)}weights${table(e.weights[k])}products${table(e.products[k], pad)}</div>`;
-    });
-    html += "</div>";
+    nodes.push(el("p", { id: "panel-sum" }, "sum of the products = ", el("b", {}, fmt(e.sum)),
+      `, + bias ${fmt(e.bias)} = ${fmt(e.pre_activation)}; ${e.activation}(${fmt(e.pre_activation)}) = `,
+      el("b", { id: "panel-value" }, fmt(e.value))));
+    nodes.push(el("p", { className: "small" },
+      `the sum, channel by channel: ${partial.map((v, k) => `${k}: ${fmt(v)}`).join(", ")}`));
+    nodes.push(el("div", { className: "grids" }, ...e.window.map((w, k) => el("div", {},
+      el("b", {}, `input channel ${k}`), ": window", table(w, pad), "weights", table(e.weights[k]),
+      "products", table(e.products[k], pad)))));
   } else {
-    html += table(e.window, (i, j) => (i === e.winner[0] && j === e.winner[1]) ? "win" : pad(i, j));
-    html += `<p>the largest value wins: <b id="panel-value">${fmt(e.value)}</b> at window cell [${e.winner}]
-      (the first one, on ties); its gradient goes back to that cell alone.</p>`;
+    nodes.push(table(e.window, (i, j) => (i === e.winner[0] && j === e.winner[1]) ? "win" : pad(i, j)));
+    nodes.push(el("p", {}, "the largest value wins: ", el("b", { id: "panel-value" }, fmt(e.value)),
+      ` at window cell [${e.winner}] (the first one, on ties); its gradient goes back to that cell alone.`));
   }
-  html += `<p>the engine computed <b id="panel-engine">${fmt(e.engine)}</b> for this cell:
-    ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.</p>`;
-  showPanel(`${e.name}: how one cell was computed`, html);
+  nodes.push(el("p", {}, "the engine computed ", el("b", { id: "panel-engine" }, fmt(e.engine)),
+    ` for this cell: ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.`));
+  showPanel(`${e.name}: how one cell was computed`, nodes);
+  const panel = document.getElementById("panel");  // what was explained, for the tests
+  panel.dataset.cell = JSON.stringify(e.cell);
+  panel.dataset.layer = e.layer;
+  panel.dataset.input = JSON.stringify(input);
 }
 
-function showPanel(title, html) {
+function showPanel(title, nodes) {
   document.getElementById("panel").hidden = false;
   document.getElementById("panel-title").textContent = title;
-  document.getElementById("panel-body").innerHTML = html;
+  document.getElementById("panel-body").replaceChildren(...nodes);
 }
 
 function highlight(field, layerIndex, row, col, channel) {
@@ -276,8 +298,11 @@ async function pollTraining() {
   const s = await api("train");
   state.history = s.history;
   state.training = s;
-  document.getElementById("t-status").textContent = s.error ? `error: ${s.error}`
+  const status = document.getElementById("t-status");
+  status.textContent = s.error ? `error: ${s.error}`
     : `${s.running ? "training" : "done"}: ${s.epoch} of ${s.epochs} epochs`;
+  status.dataset.running = s.running;
+  status.dataset.losses = (s.history.loss || []).length;
   drawCurves(s.history);
   if (s.filters) drawFilters(s.filters);
   if (!s.running) {
@@ -313,7 +338,8 @@ function drawCurves(history) {
 
 function drawFilters(f) {
   const root = document.getElementById("t-filters");
-  root.innerHTML = `<p class="small">${f.layer}: channel 0 of each filter, one scale (blue -${fmt(f.limit)}, red +${fmt(f.limit)})</p>`;
+  root.replaceChildren(el("p", { className: "small" },
+    `${f.layer}: channel 0 of each filter, one scale (blue -${fmt(f.limit)}, red +${fmt(f.limit)})`));
   for (const k of f.filters) {
     const canvas = document.createElement("canvas");
     drawGrid(canvas, k, -f.limit, f.limit, Math.max(4, Math.floor(36 / k.length)), diverging);
@@ -339,5 +365,6 @@ async function loadModel() {
   samples.labels.forEach((label, i) => { const o = document.createElement("option"); o.value = i; o.textContent = `test image ${i} (a ${label})`; select.append(o); });
   geometry();
   pollTraining();
+  progress();
   document.body.dataset.ready = "yes";
 })();
