@@ -14,11 +14,14 @@ from kernels.conv import conv2d_backward, conv2d_forward
 from kernels.geometry import window_geometry
 from kernels.im2col import col2im_numpy, im2col_numpy
 
+from .errors import InputError
+
 MAX_SIZE = 32  # every cell is printed: beyond this it is a wall of text
 
 
-class ExplainError(ValueError):
-    pass
+class ExplainError(InputError):
+    """A matrix or option given to ``cnn explain-conv`` is unusable (a
+    :class:`cnn.CNNError` and a ``ValueError``, as every input error)."""
 
 
 def parse_matrix(text, what):

@@ -289,12 +289,8 @@ def _failure_message(report):
 def _float64():
     from . import backend
 
-    saved = backend.floatx()
-    backend.set_floatx("float64")
-    try:
+    with backend.floatx_in_this_thread("float64"):  # this thread's layers only
         yield
-    finally:
-        backend.set_floatx(saved)
 
 
 def _algorithms(layer):

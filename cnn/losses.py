@@ -12,7 +12,13 @@ logits with no clipping, and the fused gradient is (p - y) / batch. With
 
 Shapes: y_pred (n, classes); y_true (n, classes), or integer labels (n,) or
 (n, 1) for the sparse loss; gradients as y_pred.
+
+What ``forward`` keeps for ``backward`` is kept per thread: one loss object
+given to two models that train in two threads serves both, each thread's
+pair of calls seeing its own values.
 """
+import threading
+
 import numpy as np
 
 from kernels.activations import log_softmax, sigmoid_forward, softmax_forward
@@ -21,10 +27,34 @@ from .backend import EPSILON
 from .errors import InputError
 
 
+class _PerThread:
+    """An attribute whose value is the calling thread's own."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, loss, owner=None):
+        if loss is None:
+            return self
+        try:
+            return getattr(loss.__dict__["_per_thread"], self.name)
+        except (KeyError, AttributeError):
+            raise AttributeError(f"{type(loss).__name__}.{self.name}: no forward pass in this thread yet") from None
+
+    def __set__(self, loss, value):
+        setattr(loss.__dict__.setdefault("_per_thread", threading.local()), self.name, value)
+
+
 class Loss:
     name = None
     # the output activation whose logits this loss can take directly (fused)
     fuses_with = None
+    # what forward keeps for backward, per thread
+    _cache = _PerThread()
+    _logits_cache = _PerThread()
+
+    def __getstate__(self):  # copies (copy.deepcopy of a model) start with nothing kept
+        return {k: v for k, v in self.__dict__.items() if k != "_per_thread"}
 
     def __init__(self, from_logits=False, reduction="sum_over_batch_size", name=None):
         if reduction not in ("sum_over_batch_size", "auto"):

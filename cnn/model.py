@@ -1,6 +1,15 @@
-"""The Sequential model: a stack of layers with Keras's training API."""
+"""The Sequential model: a stack of layers with Keras's training API.
+
+Two models may train, predict or evaluate in two threads at once and give
+what each gives alone, bit for bit: each model's layers, generators and
+optimizer state are its own, the kernels' thread pool and BLAS's thread count
+are shared safely (:mod:`kernels.parallel`), a loss object keeps what its
+backward pass needs per thread. What cannot be shared is refused: a layer
+already in another model, an optimizer that holds another model's state.
+"""
 import re
 import time
+import weakref
 
 import numpy as np
 
@@ -90,6 +99,15 @@ class Sequential:
             return
         if not isinstance(layer, Layer):
             raise InputError(f"Sequential.add takes a layer, got {type(layer).__name__}")
+        owner = layer.__dict__.get("_owner")
+        owner = owner() if owner is not None else None
+        if owner is not None and owner is not self:
+            raise InputError(
+                f"layer {layer.name!r} is already in model {owner.name!r}: a layer keeps the values of its last "
+                "call for its backward pass, so it cannot serve two models here; make a new one with the same "
+                "settings: type(layer).from_config(layer.get_config())")
+        if owner is self:
+            raise InputError(f"layer {layer.name!r} is already in this model")
         if not layer._named_by_user:  # Keras's default names: conv2d, conv2d_1, ...
             base = _snake(type(layer).__name__)
             count = self._name_counts.get(base, 0)
@@ -99,6 +117,7 @@ class Sequential:
             raise InputError(f"a layer named {layer.name!r} is already in the model")
         self._names.add(layer.name)
         self.layers.append(layer)
+        layer._owner = weakref.ref(self)
         first_shape = layer.input_shape if len(self.layers) == 1 else None
         if len(self.layers) == 1 and self._input_from_input_layer is not None:
             first_shape = self._input_from_input_layer
@@ -138,15 +157,30 @@ class Sequential:
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
         """Choose the optimizer, the loss and the metrics (Keras's names:
         'accuracy' / 'acc' pick the accuracy that fits the loss, or
-        'categorical_accuracy', 'sparse_categorical_accuracy', 'binary_accuracy')."""
-        for arg, value, default in (("loss_weights", loss_weights, None), ("weighted_metrics", weighted_metrics, None),
-                                    ("steps_per_execution", steps_per_execution, 1)):
-            if value != default:
-                raise InputError(f"compile: {arg}={value!r} is not supported by this engine")
+        'categorical_accuracy', 'sparse_categorical_accuracy', 'binary_accuracy').
+
+        Keras's other arguments are accepted at their defaults only, as the
+        engine does nothing they could change: ``run_eagerly`` (every step runs
+        as Python calls the kernels; there is no graph to compile),
+        ``jit_compile`` (no XLA), ``auto_scale_loss`` (no float16, so no loss
+        scaling), ``steps_per_execution``, ``loss_weights`` and
+        ``weighted_metrics``. Another value is refused by name.
+        """
+        for arg, value, default, why in (
+                ("loss_weights", loss_weights, None, "one output, one loss"),
+                ("weighted_metrics", weighted_metrics, None, "no sample weights"),
+                ("steps_per_execution", steps_per_execution, 1, "each batch is one Python step"),
+                ("run_eagerly", run_eagerly, False, "every step already runs as Python calls the kernels"),
+                ("jit_compile", jit_compile, "auto", "the engine has no XLA; its kernels are compiled by numba"),
+                ("auto_scale_loss", auto_scale_loss, True, "no float16 here, so no loss to scale")):
+            if (type(value), value) != (type(default), default):
+                raise InputError(f"compile: {arg}={value!r} is not supported by this engine ({why}); "
+                                 f"leave it at {default!r}")
         if loss is None:
             raise InputError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.loss = losses_module.get(loss)
         self.optimizer = optimizers_module.get(optimizer)
+        self.optimizer._bind(self)
         if isinstance(metrics, str):
             raise InputError(f"metrics must be a list, e.g. metrics=[{metrics!r}]")
         self.metrics = list(metrics or [])
@@ -315,6 +349,8 @@ class Sequential:
                            ("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
             if value is not None:
                 raise InputError(f"fit: {arg}= is not supported by this engine")
+        validation_batch_size = None if validation_batch_size is None else \
+            _positive_int(validation_batch_size, "validation_batch_size")
         if validation_freq != 1:
             raise InputError(f"fit: validation_freq={validation_freq!r} is not supported (only 1)")
         self._check_ready()
@@ -372,7 +408,7 @@ class Sequential:
                     cb.on_batch_end(batch, batch_logs)
             logs = {"loss": loss_sum / n, **{m: v / n for m, v in zip(self.metrics, metric_sums)}}
             if validating:
-                values = self._evaluate_checked(x_val, y_val, batch_size)
+                values = self._evaluate_checked(x_val, y_val, validation_batch_size or batch_size)
                 logs.update({"val_" + name: v for name, v in zip(["loss", *self.metrics], values)})
             self.completed_epochs = epoch + 1
             for cb in callbacks:

@@ -2,7 +2,9 @@
 
 Each optimizer keeps its state (moments, accumulators) per trainable weight,
 keyed by the layer's position in the model and the weight's name, and updates
-the weight arrays in place. One step, in Keras's order:
+the weight arrays in place. So an optimizer serves the one model it was
+compiled with (as in Keras 3, where an optimizer built for one model's
+variables refuses another's): compiling a second model with it is refused. One step, in Keras's order:
 
 1. gradients clipped: ``clipnorm`` (each gradient's norm), else
    ``global_clipnorm`` (all together), else ``clipvalue`` (each entry);
@@ -112,6 +114,26 @@ class Optimizer:
         self.name = name
         self.iterations = 0
         self.state = {}
+        self._model = None  # a weak reference to the model compiled with this optimizer
+
+    def _bind(self, model):
+        """Serve ``model`` from now on; refused when another model has a claim on this optimizer's state."""
+        import weakref
+
+        owner = self._model() if self._model is not None else None
+        if owner is not None and owner is not model:
+            raise InputError(
+                f"this {type(self).__name__} optimizer is already compiled into model {owner.name!r}, and its "
+                "state is keyed by that model's layers; give each model its own optimizer "
+                f"(cnn.optimizers.{type(self).__name__}(**config) with config = optimizer.get_config(), "
+                "or a name such as 'adam')")
+        if owner is None and self._model is not None and (self.state or self.iterations):
+            raise InputError(f"this {type(self).__name__} optimizer holds the state of a model that is gone; "
+                             "give the new model an optimizer of its own")
+        self._model = weakref.ref(model)
+
+    def __getstate__(self):  # a copy (copy.deepcopy of a model) belongs to no model until compiled
+        return {k: (None if k == "_model" else v) for k, v in self.__dict__.items()}
 
     @property
     def current_learning_rate(self):
@@ -154,7 +176,7 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self):
-        config = {k: v for k, v in vars(self).items() if k not in ("iterations", "state", "name")}
+        config = {k: v for k, v in vars(self).items() if k not in ("iterations", "state", "name", "_model")}
         if isinstance(self.learning_rate, LearningRateSchedule):
             config["learning_rate"] = {"class_name": type(self.learning_rate).__name__,
                                        "config": self.learning_rate.get_config()}

@@ -38,36 +38,74 @@ def _cores():
 WORKERS = _cores()
 SMALL_MATMUL = 2**18  # multiply-adds; OpenBLAS itself runs products this small on one thread
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards everything below and WORKERS
 _pool = None
 _pool_pid = None
+_pool_users = {}      # pool -> calls of run_chunks using it now
+_retired = set()      # pools set_workers replaced, shut down when their last user is done
 _blas = None
+_blas_holders = 0     # calls of run_chunks (in any thread) holding BLAS to one thread now
+_blas_limiter = None  # what restores BLAS's own thread count when the last one is done
 
 
-def _executor():
-    """The shared thread pool, made anew in a forked child (whose copy has no threads)."""
-    global _pool, _pool_pid, _blas
+def _acquire():
+    """The shared thread pool (made anew in a forked child, whose copy has no
+    threads) and the worker count, taken together under the lock, and BLAS
+    held to one thread: the first holder in the process sets the limit, the
+    last one restores what BLAS had, so two threads running chunks at once
+    can neither leave BLAS at one thread for good nor let it run N threads
+    while chunks run."""
+    global _pool, _pool_pid, _blas, _blas_holders, _blas_limiter
     with _lock:
         if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cnn-kernel")
             _pool_pid = os.getpid()
+            _pool_users[_pool] = 0
         if _blas is None:
             _blas = ThreadpoolController()
-        return _pool, _blas
+        if _blas_holders == 0:
+            _blas_limiter = _blas.limit(limits=1, user_api="blas")
+        _blas_holders += 1
+        _pool_users[_pool] = _pool_users.get(_pool, 0) + 1
+        return _pool, WORKERS
+
+
+def _release(pool):
+    global _blas_holders, _blas_limiter
+    with _lock:
+        _blas_holders -= 1
+        if _blas_holders == 0:
+            _blas_limiter.restore_original_limits()
+            _blas_limiter = None
+        _pool_users[pool] -= 1
+        done = pool in _retired and _pool_users[pool] == 0
+        if done:
+            _retired.discard(pool)
+            del _pool_users[pool]
+    if done:
+        pool.shutdown(wait=False)
 
 
 def set_workers(count):
     """Run the kernels on ``count`` threads from now on (``--threads`` of the
-    benchmarks); results do not depend on it (see above)."""
+    benchmarks); results do not depend on it (see above). Safe while other
+    threads run kernels: a call already running finishes on the pool it
+    started with, which is shut down after it."""
     global WORKERS, _pool
-    count = int(count)
-    if count < 1:
-        raise ValueError(f"the number of worker threads must be at least 1, got {count}")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        raise ValueError(f"the number of worker threads must be an int >= 1, got {count!r}")
+    retire = None
     with _lock:
         if _pool is not None:
-            _pool.shutdown(wait=True)
+            if _pool_users.get(_pool, 0):
+                _retired.add(_pool)
+            else:
+                retire = _pool
+                _pool_users.pop(_pool, None)
             _pool = None
-        WORKERS = count
+        WORKERS = int(count)
+    if retire is not None:
+        retire.shutdown(wait=True)
 
 
 def run_chunks(work, chunks):
@@ -84,14 +122,18 @@ def run_chunks(work, chunks):
     chunks : list
         Anything ``work`` accepts, usually (index, start, stop) tuples.
     """
-    if WORKERS == 1 or len(chunks) == 1:
+    with _lock:
+        workers = WORKERS
+    if workers == 1 or len(chunks) == 1:
         work(chunks)
         return
-    pool, blas = _executor()
-    groups = [chunks[i::WORKERS] for i in range(min(WORKERS, len(chunks)))]
-    with blas.limit(limits=1, user_api="blas"):
+    pool, workers = _acquire()
+    try:
+        groups = [chunks[i::workers] for i in range(min(workers, len(chunks)))]
         futures = [pool.submit(work, group) for group in groups]
         errors = [future.exception() for future in futures]  # waits for every group
+    finally:
+        _release(pool)
     for error in errors:
         if error is not None:
             raise error
