@@ -4,13 +4,35 @@ Reading is bounded like every reader here (:mod:`cnn.limits`): a regular
 file only, at most MAX_IMAGE_FILE_BYTES, and the header's size checked
 against MAX_IMAGE_PIXELS (and Pillow's own decompression-bomb limit) before
 any pixel is decoded; truncated or corrupt files are refused by name.
+
+Memory: the decoded pixels may take at most MAX_IMAGE_DECODE_BYTES (256 MiB,
+as Pillow holds them: one byte a pixel for gray, four for colour; the 64
+megapixels of MAX_IMAGE_PIXELS fit it, and the check guards a change of
+either). A JPEG is reduced while it is decoded (by 2, 4 or 8, Pillow's
+``draft``) to no more pixels than the caller needs. A digit's picture is then reduced to at most WORK_SIDE pixels on
+its longest side (whole-pixel box averages) before any arithmetic, so the
+rest of the preparation works on a megapixel at most: an 8176x8176 PNG is
+read in 67 MB and a fraction of a second.
+
+16-bit grayscale (PNG's ``I;16``) is scaled by its bit depth, 65535 to 255
+(Pillow's own conversion to 8 bits clips everything above 255 to white).
 """
 import io
+import math
 
 import numpy as np
 
 from .errors import DataFileError, InputError
-from .limits import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, read_regular
+from .limits import MAX_IMAGE_DECODE_BYTES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, read_regular
+
+WORK_SIDE = 1024  # a digit's picture is reduced to this many pixels on its longest side, at most
+# bytes a decoded pixel takes in Pillow, by mode (every other mode: 4)
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class EmptyPictureError(InputError):
+    """A picture with no ink: nothing to read a digit from."""
 
 
 def _pil():
@@ -19,12 +41,20 @@ def _pil():
     return Image
 
 
-def read_image(path):
+def read_image(path, max_side=None):
     """An image file as a Pillow image (not yet converted), checked before decoding.
+
+    Parameters
+    ----------
+    max_side : int, optional
+        The caller needs no more than this many pixels on the longest side: a
+        JPEG is decoded at the smallest of 1/2, 1/4 or 1/8 of its size that
+        still has them.
 
     Raises
     ------
-    DataFileError : not an image, corrupt, truncated, empty or too large
+    DataFileError : not an image, corrupt, truncated, empty or too large (its
+        pixels, or their decoded bytes beyond MAX_IMAGE_DECODE_BYTES)
     """
     Image = _pil()
     data = read_regular(path, DataFileError, MAX_IMAGE_FILE_BYTES)
@@ -37,6 +67,20 @@ def read_image(path):
         raise DataFileError(f"{path}: the image is empty ({width}x{height})")
     if width * height > MAX_IMAGE_PIXELS:
         raise DataFileError(f"{path}: {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS} read here")
+    if image.format == "JPEG":  # reduced while decoding: to what is needed, and to what fits
+        scale = 1
+        for smaller in (2, 4, 8):
+            if max_side is not None and max(width, height) // smaller >= max_side:
+                scale = smaller  # still as many pixels as the caller needs
+        while scale < 8 and decoded_bytes(image.mode, width // scale, height // scale) > MAX_IMAGE_DECODE_BYTES:
+            scale *= 2
+        if scale > 1:
+            image.draft(image.mode, (-(-width // scale), -(-height // scale)))
+    need = decoded_bytes(image.mode, *image.size)
+    if need > MAX_IMAGE_DECODE_BYTES:
+        raise DataFileError(f"{path}: {width}x{height} {image.mode} pixels would take {need >> 20} MiB decoded, "
+                            f"more than the {MAX_IMAGE_DECODE_BYTES >> 20} MiB read here (save it smaller or as "
+                            "grayscale)")
     try:
         image.load()
     except Exception as err:  # truncated data, a decompression bomb, a broken chunk
@@ -44,11 +88,49 @@ def read_image(path):
     return image
 
 
+def decoded_bytes(mode, width, height):
+    """What Pillow's decoded pixels of this mode and size take."""
+    return width * height * _PIXEL_BYTES.get(mode, 4)
+
+
+def _eight_bit(image):
+    """A 16-bit grayscale picture as 8-bit 'L', scaled by the bit depth
+    (round(v * 255 / 65535)), in bands of rows so that no full-size
+    intermediate is made; any other picture as it is."""
+    if image.mode not in _SIXTEEN_BIT:
+        return image
+    Image = _pil()
+    width, height = image.size
+    values = np.asarray(image)  # uint16, one copy
+    out = np.empty((height, width), np.uint8)
+    step = max(1, (1 << 20) // max(width, 1))
+    for top in range(0, height, step):
+        band = values[top:top + step].astype(np.uint32)
+        out[top:top + step] = (band * 255 + 32767) // 65535
+    return Image.fromarray(out, "L")
+
+
+def _reduced(image, side):
+    """``image`` with its longest side at most ``side``: whole-pixel box
+    averages (``Image.reduce``), in a mode that allows them."""
+    width, height = image.size
+    factor = math.ceil(max(width, height) / side)
+    if factor <= 1:
+        return image
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "P":
+        image = image.convert("PA" if "transparency" in image.info else "L")
+        if image.mode == "PA":
+            image = image.convert("LA")
+    return image.reduce(factor)
+
+
 def read_gray(path):
     """An image file as uint8 grayscale (rows, cols); transparent pixels are
     composited over white first (a drawing's background)."""
     Image = _pil()
-    image = read_image(path)
+    image = _eight_bit(read_image(path))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -112,8 +194,12 @@ def ink(path):
     MNIST.
     """
     Image = _pil()
-    image = read_image(path)
+    image = _eight_bit(read_image(path, max_side=WORK_SIDE))
     notes = []
+    if max(image.size) > WORK_SIDE:
+        width, height = image.size
+        image = _reduced(image, WORK_SIDE)
+        notes.append(f"{width}x{height} reduced to {image.size[0]}x{image.size[1]} before reading the digit")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if has_alpha:
         alpha = np.asarray(image.convert("RGBA"), dtype=np.float64)[..., 3] / 255
@@ -154,8 +240,8 @@ def mnist_style(values, notes=None):
     signal = np.clip(values - background, 0, None)
     peak = signal.max()
     if peak < 0.1:
-        notes.append("WARNING: the picture is nearly uniform: no digit found (the prediction means little)")
-        return np.zeros((MNIST_SIZE, MNIST_SIZE), np.uint8), notes
+        raise EmptyPictureError("the picture is empty: it is nearly uniform (no stroke stands out from the "
+                                "background by a tenth of the range), so there is no digit to read")
     signal /= peak
     rows, cols = np.nonzero(signal > 0.2)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
@@ -191,8 +277,19 @@ def mnist_style(values, notes=None):
 
 def read_digit(path):
     """Any picture of a digit (PNG, JPEG, ..., any size) as the 28x28 uint8
-    image an MNIST model expects, and notes on what was done."""
+    image an MNIST model expects, and notes on what was done.
+
+    Raises
+    ------
+    DataFileError : not an image, too large, or empty (no ink to read a digit from)
+    """
     values, notes = ink(path)
     if values.shape == (MNIST_SIZE, MNIST_SIZE) and not notes:
+        if values.max() - values.min() < 0.1:
+            raise DataFileError(f"{path}: the picture is empty: all its pixels are nearly the same, "
+                                "so there is no digit to read")
         return np.round(values * 255).astype(np.uint8), ["already 28x28 light-on-dark: used as it is"]
-    return mnist_style(values, notes)
+    try:
+        return mnist_style(values, notes)
+    except EmptyPictureError as err:
+        raise DataFileError(f"{path}: {err}") from None

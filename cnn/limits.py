@@ -28,6 +28,7 @@ MAX_LAYERS = 10_000                 # layers a model file may list
 MAX_WEIGHT_BYTES = 8 << 30          # weights a model file may ask for, in all
 MAX_IMAGE_PIXELS = 1 << 26          # an image to predict (64 megapixels; Pillow's own bomb check is lower)
 MAX_IMAGE_FILE_BYTES = 256 << 20    # an image file
+MAX_IMAGE_DECODE_BYTES = 256 << 20  # an image's decoded pixels (JPEGs reduced while decoding to fit)
 MAX_TEXT_LINE_BYTES = 1 << 16       # one record of the chapter's text format (a real one is < 4 KB)
 MAX_IDX_BYTES = 16 << 30            # the data an IDX header may declare
 MAX_HISTORY_BYTES = 16 << 20        # a training history (.history.json)
@@ -40,6 +41,7 @@ LIMITS = {
     "weights a model file may ask for, bytes": MAX_WEIGHT_BYTES,
     "image, pixels": MAX_IMAGE_PIXELS,
     "image file, bytes": MAX_IMAGE_FILE_BYTES,
+    "image decoded, bytes": MAX_IMAGE_DECODE_BYTES,
     "text-format line, bytes": MAX_TEXT_LINE_BYTES,
     "IDX data, bytes": MAX_IDX_BYTES,
     "history file, bytes": MAX_HISTORY_BYTES,

@@ -210,8 +210,8 @@ def test_predict_refuses_bad_images(trained, tmp_path):
     for name, message in (("not.png", "not an image file"), (f"{TEST_IMAGES}:20000", "has only 10000 records")):
         result = cnn("predict", out, tmp_path / name if name.endswith("png") else name)
         assert result.returncode == 1 and message in result.stderr, result.stderr
-    blank = cnn("predict", out, tmp_path / "odd.png")  # any size is read; an empty one is warned about
-    assert blank.returncode == 0 and "WARNING: the picture is nearly uniform: no digit found" in blank.stdout
+    blank = cnn("predict", out, tmp_path / "odd.png")  # any size is read; an empty one is not predicted from
+    assert blank.returncode == 1 and "the picture is empty" in blank.stderr and "Predicted" not in blank.stdout
 
 
 def test_in_a_terminal_each_epoch_line_starts_on_its_own(tmp_path):
