@@ -21,12 +21,12 @@ The pieces, each in its own module:
 * :mod:`cnn.backend`      ``floatx`` / ``set_floatx``
 * :mod:`kernels`          the compute kernels (numba) and their NumPy twins
 """
-from . import (activations, backend, callbacks, initializers, layers, losses, metrics, models, optimizers,
-               regularizers, saving, utils)
+from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics, models,
+               optimizers, regularizers, saving, utils)
 from .backend import floatx, set_floatx
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler, ModelCheckpoint,
                         ModelSaver, ReduceLROnPlateau)
-from .errors import CNNError, DataFileError, InputError, ModelFileError, TrainingDivergedError
+from .errors import CNNError, DataFileError, InputError, ModelFileError, NotInEngineError, TrainingDivergedError
 from .io import load_model, save_model
 from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                      GlobalAveragePooling2D, GlobalMaxPooling2D, Input, LeakyReLU, MaxPooling2D, ReLU, Reshape,
@@ -34,13 +34,20 @@ from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv
 from .model import Sequential
 from .random import set_seed
 
-__version__ = "0.2.0"
+from ._version import __version__
 
 __all__ = [
     "Activation", "AveragePooling2D", "BatchNormalization", "Callback", "CNNError", "Conv2D", "DataFileError",
     "Dense", "Dropout", "ELU", "EarlyStopping", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "History", "Input", "InputError", "LambdaCallback", "LearningRateScheduler", "LeakyReLU", "MaxPooling2D",
-    "ModelCheckpoint", "ModelFileError", "ModelSaver", "ReLU", "ReduceLROnPlateau", "Reshape", "Sequential",
+    "ModelCheckpoint", "ModelFileError", "ModelSaver", "NotInEngineError", "ReLU", "ReduceLROnPlateau", "Reshape", "Sequential",
     "Softmax", "TrainingDivergedError", "ZeroPadding2D", "floatx", "load_model", "save_model", "set_floatx",
     "set_seed",
 ]
+
+
+def __getattr__(name):
+    """A Keras name the engine lacks: the engine's error, saying what to use instead (cnn.missing)."""
+    from .missing import TOP, refuse
+
+    raise refuse("cnn", name, TOP)

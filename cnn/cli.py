@@ -102,10 +102,18 @@ def _load_images_arg(spec):
         return [(f"{path.name}:{index}", images[int(index)])]
     if _looks_like_an_image(path):
         return [(path.name, _png_digit(path))]
-    images, _ = read_text(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # named as a picture, and not one: say so, whatever it holds
+        try:
+            images, _ = read_text(path)
+        except DataFileError as err:
+            raise DataFileError(f"{path}: not an image (its first bytes are none of PNG, JPEG, GIF, BMP, WebP or "
+                                f"TIFF), nor records of the chapter's text format ({err})") from None
+    else:
+        images, _ = read_text(path)
     return [(f"{path.name} line {i + 1}", img.reshape(28, 28)) for i, img in enumerate(images)]
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 
 
@@ -136,17 +144,19 @@ def cmd_train(args):
 
     # the training split only: validation is held out of it (Keras's validation_split), and the
     # test split is left for `cnn evaluate`, so that it says something about unseen digits
-    x, labels = load_mnist_split(args.data, "train", args.n_train)
-    if len(x) < args.n_train:
-        print(f"note: {args.data} holds {len(x)} training images, using all of them")
+    x, labels = load_mnist_split(args.data, "train", args.n_train, "--n-train")
     model = _architecture(args.arch, args.optimizer, x.shape[1:])
     y = _targets(model, labels)
     held = len(x) - int(np.floor(len(x) * (1 - args.validation_split)))
     print(f"training the {args.arch} model ({model.count_params():,} parameters) on {len(x) - held:,} images "
           f"(the last {held:,} held out for validation), {args.epochs} epochs, batch {args.batch_size}, "
           f"{type(model.optimizer).__name__}, seed {args.seed}")
+    from .callbacks import ProgressBar
+
+    # --progress yes draws the bar even into a pipe (fit's own verbose=1 draws it on a terminal only)
     bar = args.progress == "yes" or (args.progress == "auto" and sys.stderr.isatty())
-    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=1 if bar else 2,
+    progress = ProgressBar(bar=bar, epochs=args.epochs, steps=-(-(len(x) - held) // args.batch_size))
+    history = model.fit(x, y, batch_size=args.batch_size, epochs=args.epochs, verbose=0, callbacks=[progress],
                         validation_split=args.validation_split)
     model.save(out)
     history_path = out.with_suffix(".history.json")
@@ -241,6 +251,24 @@ def cmd_explain_conv(args):
         raise CommandError(str(err)) from None
 
 
+def _explain_size(text):
+    """--stride / --dilation of explain-conv: a bad one is a bad argument (exit 2), as every other."""
+    from .explain import MAX_SIZE
+
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_SIZE}, got {text!r}")
+    return int(text)
+
+
+def _explain_padding(text):
+    from .explain import MAX_SIZE
+
+    if text in ("same", "valid") or (text.isascii() and text.isdigit() and int(text) <= MAX_SIZE):
+        return text
+    raise argparse.ArgumentTypeError(f"must be 'same', 'valid' or a number of zeros from 0 to {MAX_SIZE}, "
+                                     f"got {text!r}")
+
+
 DEFAULT_IMAGE = "1 0 2 1 0; 0 1 3 1 2; 2 1 0 0 1; 1 3 1 2 0; 0 2 1 1 3"
 DEFAULT_FILTER = "1 0 -1; 1 0 -1; 1 0 -1"
 
@@ -287,6 +315,9 @@ def cmd_visualize(args):
         written.append(out / "curves.png")
     elif args.history:
         raise CommandError(f"{history}: no such file")
+    else:
+        print(f"no training curves: {history} is not there (cnn train writes it beside the model; "
+              "--history names another)")
     for path in written:
         print(f"wrote {path}")
 
@@ -395,7 +426,8 @@ def cmd_gradcheck(args):
 
     set_seed(args.seed)  # the layers' initial weights too: the same table every time
     rng = np.random.default_rng(args.seed)
-    print(f"{'case':46s} {'entries':>7s} {'max |a-n|':>10s} {'rel. error':>10s}  tolerance (each entry)")
+    # 'norm error': |a - n| / |n| over a whole array (2-norms), unlike check_layer's per-entry 'rel. error'
+    print(f"{'case':46s} {'entries':>7s} {'max |a-n|':>10s} {'norm error':>10s}  tolerance (each entry)")
     failed = 0
 
     def row(name, report):
@@ -425,7 +457,8 @@ def cmd_gradcheck(args):
         row(name, check_gradients(lambda p: forward(p, y), pred, backward=lambda d: (backward() * float(d),),
                                   names=["predictions"], raise_on_failure=False))
     print(f"{'all' if not failed else failed} {'passed' if not failed else 'FAILED'}: central differences in float64, "
-          f"eps 1e-6; each entry within the tolerance shown, and every norm-wise relative error below {args.tolerance:g}")
+          f"eps 1e-6; each entry within the tolerance shown, and every norm error (|a - n| / |n| over a whole "
+          f"array) below {args.tolerance:g}")
     return 0 if not failed else 1
 
 
@@ -497,9 +530,10 @@ def build_parser():
     p.add_argument("--filter", action="append", default=None,
                    help="rows separated by ';', channels by '|'; give --filter again for more filters "
                         "(default: one 3x3 vertical-edge filter)")
-    p.add_argument("--stride", type=int, default=1, help="step between windows (default 1)")
-    p.add_argument("--dilation", type=int, default=1, help="spacing of the filter's taps (default 1)")
-    p.add_argument("--padding", default="1", help="zeros on every side (a number), or 'same' or 'valid' (default 1)")
+    p.add_argument("--stride", type=_explain_size, default=1, help="step between windows (default 1)")
+    p.add_argument("--dilation", type=_explain_size, default=1, help="spacing of the filter's taps (default 1)")
+    p.add_argument("--padding", type=_explain_padding, default="1",
+                   help="zeros on every side (a number), or 'same' or 'valid' (default 1)")
     p.add_argument("--backward", action="store_true",
                    help="also work out dL/dW and dL/dx from dL/dout (all ones unless --dout)")
     p.add_argument("--dout", default=None, help="dL/dout for --backward: rows by ';', filters by '|'")

@@ -272,18 +272,36 @@ def find_mnist_file(directory, split, kind):
     return matches[0]
 
 
-def load_mnist_split(directory, split, n=None):
+def load_mnist_split(directory, split, n=None, what=None):
     """One split ('train' or 'test') of an MNIST-format folder, only its first
     ``n`` records decoded: (x float32 (n, 28, 28, 1) in [0, 1], labels uint8 (n,))."""
+    images, labels = _raw_split(directory, split, n, what)
+    return to_model_input(images), labels
+
+
+def _raw_split(directory, split, n=None, what=None):
+    """One split's uint8 images (n, rows, cols) and labels; a count beyond what the files hold is refused."""
     directory = BUNDLED_DATA if directory is None else Path(directory)
     if not directory.is_dir():
         raise DataFileError(f"{directory}: no such directory")
-    n = _record_count(n, f"the number of {split} records")
-    images = read_idx_images(find_mnist_file(directory, split, "images"), n)
+    n = _record_count(n, what or f"the number of {split} records")  # what: the argument's name, for messages
+    images_path = find_mnist_file(directory, split, "images")
+    images = read_idx_images(images_path, n)
+    if n is not None and len(images) < n:
+        raise InputError(f"{what or 'n'}={n}: more {split} images than {images_path} holds ({len(images):,})")
     labels = read_idx_labels(find_mnist_file(directory, split, "labels"), n)
     if len(images) != len(labels):
         raise DataFileError(f"{directory}: {len(images)} {split} images but {len(labels)} labels")
-    return to_model_input(images), labels
+    return images, labels
+
+
+def load_raw(directory, caller="load_data"):
+    """Both splits of an MNIST-format folder as Keras's ``datasets`` return them:
+    ((uint8 (n, 28, 28), uint8 (n,)), (the same for the test split))."""
+    if directory is not None and not Path(directory).is_dir():
+        raise DataFileError(f"{caller}: {directory} is not a folder (nothing is downloaded here: give the "
+                            "folder holding the four MNIST-format files)")
+    return _raw_split(directory, "train"), _raw_split(directory, "test")
 
 
 def load_mnist(directory=None, n_train=None, n_test=None):
@@ -296,11 +314,18 @@ def load_mnist(directory=None, n_train=None, n_test=None):
         images and labels), plain or gzipped: a full MNIST download, Debian's
         Fashion-MNIST, or by default the bundled subset in ``data/``.
     n_train, n_test : int, optional
-        Keep only the first records of each split.
+        Keep only the first records of each split (more than the files hold
+        is refused, naming both counts).
 
     Returns
     -------
     (x_train, y_train), (x_test, y_test)
         x float32 (n, 28, 28, 1) scaled to [0, 1]; y uint8 labels (n,).
     """
-    return load_mnist_split(directory, "train", n_train), load_mnist_split(directory, "test", n_test)
+    return (to_model_input_pair(_raw_split(directory, "train", n_train, "n_train")),
+            to_model_input_pair(_raw_split(directory, "test", n_test, "n_test")))
+
+
+def to_model_input_pair(split):
+    images, labels = split
+    return to_model_input(images), labels

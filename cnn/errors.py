@@ -25,3 +25,8 @@ class ModelFileError(CNNError, ValueError):
 
 class TrainingDivergedError(CNNError, FloatingPointError):
     """The loss became NaN or infinite during training."""
+
+
+class NotInEngineError(CNNError, ImportError):
+    """A Keras name this engine does not have (:mod:`cnn.missing` says what to use
+    instead). An ImportError, so that ``from cnn.layers import Add`` keeps the message."""

@@ -19,7 +19,9 @@ import io
 import re
 import json
 import os
+import stat
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -65,12 +67,42 @@ def _remove_abandoned_temporaries(path):
             pass  # alive, owned by someone else
 
 
+_umask_lock = threading.Lock()
+
+
+def _umask():
+    """The process's umask, read without changing it where Linux says it
+    (/proc/self/status), else set and restored at once under a lock."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _plain_write_mode(path):
+    """The permissions ``open(path, 'wb')`` would leave: an existing file's own,
+    a new one's 0666 less the umask (mkstemp's 0600 is for the temporary only)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path, payload):
     """Write ``payload`` to ``path`` all or nothing: a temporary file of its
     own beside it (its name holds the process id and a random part), flushed to
     disk, renamed into place, and the directory flushed. On any failure the old
     file, if there was one, is untouched and the temporary file is removed;
-    temporaries left by a killed process are removed by the next save."""
+    temporaries left by a killed process are removed by the next save. The
+    file ends with the permissions a plain write would give it (an existing
+    file's, or 0666 less the umask)."""
     path = Path(path)
     if not path.name:
         raise InputError(f"{str(path)!r} is not a file name")
@@ -78,8 +110,10 @@ def atomic_write_bytes(path, payload):
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name")
     _remove_abandoned_temporaries(path)
+    mode = _plain_write_mode(path)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=TEMPORARY_SUFFIX)
     try:
+        os.fchmod(fd, mode)  # what a plain write would give, set before a byte is written
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

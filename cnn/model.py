@@ -8,6 +8,7 @@ backward pass needs per thread. What cannot be shared is refused: a layer
 already in another model, an optimizer that holds another model's state.
 """
 import re
+import sys
 import time
 import weakref
 
@@ -28,6 +29,13 @@ def _snake(name):
     """Keras's default layer names: Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _is_terminal(stream):
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without it, or closed
+        return False
 
 
 def _positive_int(value, what):
@@ -330,7 +338,8 @@ class Sequential:
             the sparse loss)
         batch_size : int >= 1, default 32 (as Keras)
         epochs : int, the index of the last epoch + 1 (as Keras)
-        verbose : 'auto' or 1 a progress bar and a line per epoch, 2 a line per epoch, 0 silent
+        verbose : 'auto' or 1 a progress bar (on a terminal; into a pipe or a file, none) and a line
+            per epoch, 2 a line per epoch, 0 silent
         callbacks : list of Callback
         validation_split : float in [0, 1): the last fraction of (x, y), taken
             before any shuffling, is held out and evaluated after each epoch
@@ -382,7 +391,10 @@ class Sequential:
         # Keras's order: the progress bar first, the user's callbacks, History last (so it
         # records what callbacks add to the logs, such as the learning rate)
         history = History()
-        progress = [ProgressBar(bar=verbose == 1, epochs=epochs, steps=-(-x.shape[0] // batch_size))] if verbose else []
+        # as Keras: a bar only where one can be drawn (tqdm draws on standard error, so a terminal
+        # there); into a pipe or a log file, one line per epoch
+        bar = verbose == 1 and _is_terminal(sys.stderr)
+        progress = [ProgressBar(bar=bar, epochs=epochs, steps=-(-x.shape[0] // batch_size))] if verbose else []
         callbacks = [*progress, *(callbacks or []), history]
         for cb in callbacks:
             cb.set_model(self)

@@ -19,7 +19,8 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise PlotError("pictures need matplotlib: pip install -e '.[plots]'") from None
+        raise PlotError("pictures need matplotlib, which installing cnn-from-scratch installs: "
+                        "pip install matplotlib (or reinstall: pip install cnn-from-scratch)") from None
     matplotlib.use("Agg")  # files only: no screen needed
     import matplotlib.pyplot as plt
 

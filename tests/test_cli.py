@@ -194,7 +194,7 @@ def test_gradcheck_table():
     (["explain-conv", "--image", "1 2; 3"], 1, "same number of values"),
     (["explain-conv", "--image", "1 2; 3 x"], 1, "write numbers"),
     (["explain-conv", "--image", "1 2; 3 4", "--padding", "valid"], 1, "smaller than the window"),
-    (["explain-conv", "--padding", "lots"], 1, "--padding must be"),
+    (["explain-conv", "--padding", "lots"], 2, "argument --padding: must be"),  # a bad argument: exit 2
 ])
 def test_bad_arguments_get_one_clear_line(args, code, message):
     result = cnn(*args)

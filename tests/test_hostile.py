@@ -434,6 +434,10 @@ def test_bad_command_line_input_is_one_line(tmp_path, model_files, case):
     if case == "label":  # a label beyond the digits' names is shown, not a crash
         assert result.returncode == 0 and "label 12 (class 12)" in result.stdout, result.stderr
         return
+    if case == "padding":  # a bad argument: argparse's usage and one error line, exit 2
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "argument --padding: must be" in result.stderr.strip().splitlines()[-1]
+        return
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
 

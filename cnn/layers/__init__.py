@@ -72,3 +72,10 @@ def get_class(class_name, custom_objects=None):
 __all__ = [cls.__name__ for cls in BUILT_IN] + [
     "Layer", "Input", "InputLayer", "register", "get_class", "Convolution2D", "MaxPool2D", "AvgPool2D",
     "GlobalAvgPool2D", "GlobalMaxPool2D"]
+
+
+def __getattr__(name):
+    """A Keras layer the engine lacks: the engine's error, saying what to use instead (cnn.missing)."""
+    from ..missing import LAYERS as MISSING, refuse
+
+    raise refuse("cnn.layers", name, MISSING)

@@ -275,6 +275,12 @@ class Layer:
     # ---------------------------------------------------------- passes
     def __call__(self, x, training=False):
         """``layer(x)``: build on first use, then the forward pass."""
+        from .core import InputLayer
+
+        if isinstance(x, InputLayer):
+            from ..missing import GRAPHS
+
+            raise InputError(f"{type(self).__name__} layer {self.name!r} called on cnn.Input(...): {GRAPHS}")
         x = np.asarray(x)
         if not self.built:
             self.build(x.shape[1:])

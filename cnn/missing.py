@@ -1,0 +1,75 @@
+"""Keras names this engine does not have, and what to use instead.
+
+``cnn.<name>`` and ``cnn.layers.<name>`` for a name of Keras 3's that the
+engine lacks raise :class:`NotInEngineError` with the name and a way
+forward, never a bare ``AttributeError``. It is an ``ImportError``, not an
+``AttributeError``: Python turns an ``AttributeError`` raised during
+``from cnn.layers import Add`` (the way tutorials write it) into its own
+"cannot import name", losing the message. So ``hasattr`` on one of these
+names raises too, on purpose: code that asks for a Keras name is about to
+use it. Any other missing name is a plain ``AttributeError``.
+"""
+from .errors import NotInEngineError
+
+GRAPHS = ("Keras's functional API (layers called on symbolic tensors, merge layers, keras.Model) is not in this "
+          "engine yet; a chain of layers is: write it as cnn.Sequential([cnn.Input(shape=...), layer, ...])")
+
+# cnn.<name>
+TOP = {
+    "Model": GRAPHS,
+    "Functional": GRAPHS,
+    "ops": "keras.ops is not in this engine: layers run on NumPy arrays, so NumPy's functions serve outside a model",
+    "applications": "keras.applications (pretrained ImageNet models) is not in this engine: nothing is downloaded "
+                    "here; cnn.architectures has lenet5, small_vgg, small and the chapter's model",
+    "mixed_precision": "mixed precision is not in this engine: it computes in float32 or float64 (cnn.set_floatx)",
+    "distribution": "keras.distribution is not in this engine: it runs on the CPU's cores in one process",
+    "preprocessing": "keras.preprocessing is not in this engine: cnn.data reads MNIST-format files and "
+                     "cnn.images reads pictures",
+}
+
+_MERGE = "merge layers need Keras's functional API, not in this engine yet; " + GRAPHS.split("; ", 1)[1]
+
+# cnn.layers.<name>
+LAYERS = {
+    **{name: _MERGE for name in ("Add", "add", "Subtract", "subtract", "Multiply", "multiply", "Average", "average",
+                                  "Maximum", "maximum", "Minimum", "minimum", "Concatenate", "concatenate", "Dot",
+                                  "dot")},
+    "SeparableConv2D": "not in this engine yet: it is a DepthwiseConv2D then a 1x1 Conv2D, and depthwise "
+                       "convolution is not here yet either; use Conv2D",
+    "DepthwiseConv2D": "not in this engine yet (nor Conv2D's groups=): use Conv2D",
+    "Conv2DTranspose": "not in this engine yet: for an upsampling path use Conv2D on a larger input, "
+                       "or Reshape; there is no transposed convolution here",
+    "UpSampling2D": "not in this engine yet: there is no resampling layer here",
+    "Resizing": "not in this engine yet: resize pictures before they reach the model (cnn.images reads and "
+                "prepares a picture of a digit)",
+    "CenterCrop": "not in this engine yet: crop the arrays before fit (x[:, top:bottom, left:right])",
+    "Cropping2D": "not in this engine yet: crop the arrays before fit (x[:, top:bottom, left:right]); "
+                  "ZeroPadding2D is here",
+    "Rescaling": "not in this engine yet: scale the arrays before fit, as the chapter does (x / 255)",
+    "Normalization": "not in this engine yet: standardize the arrays before fit ((x - mean) / std)",
+    "LayerNormalization": "not in this engine yet: BatchNormalization is here",
+    "GroupNormalization": "not in this engine yet: BatchNormalization is here",
+    "SpatialDropout2D": "not in this engine yet: Dropout is here (it drops single values, not whole channels)",
+    **{name: "augmentation layers are not in this engine yet: augment the arrays before fit"
+       for name in ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast",
+                    "RandomCrop", "RandomBrightness")},
+    **{name: "this engine is for convolutional networks on images: recurrent layers are not in it"
+       for name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "RNN", "ConvLSTM2D")},
+    **{name: "1-D and 3-D convolutions are not in this engine: Conv2D on NHWC images is"
+       for name in ("Conv1D", "Conv3D", "MaxPooling1D", "MaxPooling3D", "AveragePooling1D", "AveragePooling3D",
+                    "GlobalAveragePooling1D", "GlobalMaxPooling1D")},
+    "Embedding": "not in this engine: it is for images (NHWC), not token sequences",
+    "MultiHeadAttention": "attention layers are not in this engine",
+    "Lambda": "not in this engine: a function has no backward pass here; write a Layer subclass with forward "
+              "and backward (docs/custom-layers.md) and check it with cnn.gradcheck.check_layer",
+    "PReLU": "not in this engine yet: LeakyReLU (a fixed slope) and ELU are here",
+    "GaussianNoise": "not in this engine yet: Dropout is here",
+    "Permute": "not in this engine yet: Reshape and Flatten are here",
+}
+
+
+def refuse(module, name, table):
+    """The error for ``module.name``: the engine's own when Keras has the name."""
+    if name in table:
+        return NotInEngineError(f"{module}.{name}: {table[name]}")
+    return AttributeError(f"module {module!r} has no attribute {name!r}")
