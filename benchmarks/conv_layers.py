@@ -12,10 +12,15 @@ multiply-adds (so Winograd, which does fewer, can pass 100% of a GEMM's
 peak), and the largest error of the float32 result against a float64
 reference (the engine's NumPy path in float64), relative to the largest
 value. A configuration above ``--max-gflop`` for one pass is left out (the
-2-core machines would take minutes per row). PyTorch is given its input in
-channels-last layout outside the timed loop, as a PyTorch user would run it;
-TensorFlow runs NHWC natively. A peer that is not installed is reported
-missing. Every run prints the machine record (benchmarks/machine.py).
+2-core machines would take minutes per row). PyTorch is given NCHW
+tensors, its default and what its users write, made outside the timed loop,
+the same way as in run.py (TORCH_LAYOUT; channels-last won some forward
+passes and lost most backward ones on the AVX-512 EPYC, so neither is "the
+fastest way" throughout); TensorFlow runs NHWC natively. A peer that is not
+installed is reported missing. Every run prints the machine record
+(benchmarks/machine.py). The result goes to
+``benchmarks/results/conv_layers-<CPU kind>.json`` unless ``--json`` says
+otherwise; ``scripts/speed_tables.py`` writes the README's table from it.
 """
 import argparse
 import json
@@ -107,6 +112,12 @@ def _rel(got, ref):
 
 
 # ---------------------------------------------------------------- peers
+# How PyTorch's tensors are laid out in both harnesses (this one and run.py), made before any
+# timing: 'nchw' (PyTorch's default, what its users write) or 'channels_last'. CNN_TORCH_LAYOUT
+# overrides it for a comparison run.
+TORCH_LAYOUT = os.environ.get("CNN_TORCH_LAYOUT", "nchw")
+
+
 def torch_runs(x, w, stride, dilation, padding, repeats, reference, threads):
     try:
         import torch
@@ -114,7 +125,8 @@ def torch_runs(x, w, stride, dilation, padding, repeats, reference, threads):
         return {"torch": "missing"}
     torch.set_num_threads(threads)
     ref, ref_dx, ref_dw, dout = reference
-    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    layout = torch.channels_last if TORCH_LAYOUT == "channels_last" else torch.contiguous_format
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=layout)
     wt = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous()
     h, kh = x.shape[1], w.shape[0]
     if padding == "same" and stride > 1:  # Keras's asymmetric 'same': pad explicitly, outside the timing
@@ -122,11 +134,11 @@ def torch_runs(x, w, stride, dilation, padding, repeats, reference, threads):
 
         _, top, bottom = window_geometry(x.shape[1], (kh - 1) * dilation + 1, stride, "same")
         _, left, right = window_geometry(x.shape[2], (w.shape[1] - 1) * dilation + 1, stride, "same")
-        xt = torch.nn.functional.pad(xt, (left, right, top, bottom)).contiguous(memory_format=torch.channels_last)
+        xt = torch.nn.functional.pad(xt, (left, right, top, bottom)).contiguous(memory_format=layout)
         pad = 0
     else:
         pad = "same" if padding == "same" else 0
-    gt = torch.from_numpy(dout).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    gt = torch.from_numpy(dout).permute(0, 3, 1, 2).contiguous(memory_format=layout)
 
     def forward():
         with torch.no_grad():
@@ -254,8 +266,12 @@ def main(argv=None):
                   f"{f['median']:.2f} / {f['max']:.2f} | {row['gflop'] / f['median'] * 1e3:.1f} | "
                   f"{r['dW']['median']:.2f} | {b['median']:.2f} | {2 * row['gflop'] / b['median'] * 1e3:.1f} | "
                   f"{r['error']:.1e} |")
-    if args.json:
-        args.json.write_text(json.dumps({"machine": rec, "rows": rows}, indent=1))
+    target = args.json or ROOT / "benchmarks" / "results" / f"conv_layers-{machine.kind(rec['cpu'])}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "kind": machine.kind(rec["cpu"]),
+                                  "command": " ".join(["python", "benchmarks/conv_layers.py", *(argv or sys.argv[1:])]),
+                                  "machine": rec, "rows": rows}, indent=1) + "\n")
+    print(f"written to {target}")
     if args.plot:
         plot(rows, args.plot, rec)
     return 0

@@ -29,6 +29,15 @@ def cpu():
     return info
 
 
+def kind(info=None):
+    """The CPU kind a result belongs to, by what decides the kernels' speed:
+    'avx512-amx', 'avx512', 'avx2' or 'other' (one result file per kind)."""
+    flags = set((info or cpu())["flags"])
+    if "avx512f" in flags:
+        return "avx512-amx" if "amx_tile" in flags else "avx512"
+    return "avx2" if "avx2" in flags else "other"
+
+
 def _busy_cpu_seconds():
     """CPU time the whole machine has spent busy since boot, from /proc/stat
     (every state but idle and iowait), or None where there is no such file."""

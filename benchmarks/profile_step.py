@@ -1,7 +1,7 @@
 """Where a training step's time goes, layer by layer, for a named model.
 
     python benchmarks/profile_step.py [--arch chapter|lenet5|small_vgg] [--batch 128]
-        [--steps 20] [--threads N]
+        [--steps 20] [--threads N] [--json out.json]
 
 Times each layer's forward and backward pass, the loss and the optimizer
 step, inside real training steps (dropout masks, ReLU masks and caches as
@@ -9,6 +9,9 @@ step, inside real training steps (dropout masks, ReLU masks and caches as
 ``--steps`` steps after two warm-up steps, with its share of the step. This
 is the profile that says what to make faster next; it asserts nothing and its
 milliseconds are this machine's (the machine record is printed with them).
+The result goes to ``benchmarks/results/profile-<arch>-<CPU kind>.json``
+unless ``--json`` says otherwise; ``scripts/speed_tables.py`` writes the
+README's table from it.
 """
 import argparse
 import statistics
@@ -76,6 +79,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None, help="the engine's worker threads (default: every core)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where the result goes (default benchmarks/results/profile-<arch>-<CPU kind>.json)")
     args = parser.parse_args(argv)
 
     import machine as machine_record
@@ -101,7 +106,18 @@ def main(argv=None):
         print(f"{label:32s} {ms:8.2f} {ms / whole * 100:5.1f}%")
     print(f"{'whole step':32s} {whole:8.2f}  ({args.batch / whole * 1e3:.0f} images/s; the parts' medians "
           f"add to {sum(medians.values()):.2f})")
-    print(machine_record.describe(machine_record.finish(record)))
+    record = machine_record.finish(record)
+    print(machine_record.describe(record))
+    import json
+
+    kind = machine_record.kind(record["cpu"])
+    target = args.json or ROOT / "benchmarks" / "results" / f"profile-{args.arch}-{kind}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "kind": kind, "arch": args.arch,
+                                  "batch": args.batch, "steps": args.steps,
+                                  "command": " ".join(["python", "benchmarks/profile_step.py", *sys.argv[1:]]),
+                                  "record": record, "parts_ms": medians, "whole_step_ms": whole}, indent=1) + "\n")
+    print(f"written to {target}")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,39 @@
 """Speed of this engine against Keras 3 (TensorFlow CPU) and PyTorch CPU, in one run.
 
-    python benchmarks/run.py [--epochs 7] [--threads N] [--only engine keras pytorch] [--json out.json]
+    python benchmarks/run.py [--epochs 7] [--repeats 3] [--threads N] [--only engine keras pytorch]
+                             [--json out.json] [--allow-busy]
 
 Each framework runs in its own subprocess (so each has its own peak memory)
 on the chapter's model and data, one after the other on the same machine:
 
-* chapter training: 1,000 images, batch 128, one warm-up epoch, then the
-  median epoch of ``--epochs`` timed ones, as images per second;
-* training at scale: one epoch of Fashion-MNIST's 60,000 images, when
-  Debian's ``dataset-fashion-mnist`` is installed (else reported missing);
+* chapter training: 1,000 images, batch 128, one warm-up epoch, then
+  ``--epochs`` timed ones, as images per second;
+* training at scale: ``--repeats`` epochs of Fashion-MNIST's 60,000 images,
+  when Debian's ``dataset-fashion-mnist`` is installed (else reported missing);
 * single-image prediction latency: median and 99th percentile over many
   calls, each framework called the fastest way it allows;
-* batch inference: images per second on 10,000 test images, batch 500;
-* peak resident memory of the process: after the chapter's training (imports,
-  data and training), and at the end of the whole run (which adds batch
-  inference and the Fashion-MNIST epoch);
+* batch inference: images per second on 10,000 test images, batch 500,
+  ``--repeats`` times;
+* memory: the process's peak resident size after the chapter's training
+  (imports, data and training), the same less the size after the imports and
+  the model (what training itself takes), and the peak of the whole run
+  (which adds batch inference and the Fashion-MNIST epochs);
 * start-up: interpreter start to the end of the first trained batch (for the
   engine with numba's cache cold and warm);
 * the engine's effective GFLOP/s in training against a large float32 GEMM
   measured in the same run.
 
-PyTorch gets its data as NCHW tensors made before any timing, as its users
-keep theirs. A peer that is not installed is reported as missing, never estimated. The
-figures that carry from one machine to another are the ratios.
+Every repeated figure is kept as min / median / max; the tables show the
+median. PyTorch runs channels-last (``torch.channels_last``) with its tensors
+made before any timing, as in ``conv_layers.py`` (see TORCH_LAYOUT there).
+A peer that is not installed is reported as missing, never estimated. The
+figures that carry from one machine to another are the ratios, and they are
+printed only when other programs kept at most a tenth of a core busy during
+the run (``--allow-busy`` prints them anyway, marked).
+
+The result goes to ``benchmarks/results/run-<kind>.json``, one file per CPU
+kind (``machine.kind``: avx2, avx512, avx512-amx), the latest run of each;
+``scripts/speed_tables.py`` writes the README's tables from those files.
 """
 import argparse
 import json
@@ -74,14 +85,24 @@ def _latency(call, x1, repeat):
     return {"median_ms": statistics.median(times) * 1e3, "p99_ms": times[int(0.99 * (len(times) - 1))] * 1e3}
 
 
-def _measure(train_epoch, train_one_batch, predict_one, predict_batch, epochs, repeat, started, prepare=None):
+def _spread(values):
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "runs": len(values)}
+
+
+def _rss_now_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _measure(train_epoch, train_one_batch, predict_one, predict_batch, epochs, repeat, started, prepare=None,
+             repeats=3):
     """``prepare(x, y)`` turns arrays into the framework's own inputs, once,
-    before any timing (PyTorch's NCHW tensors), as its users would."""
+    before any timing (PyTorch's tensors), as its users would."""
     prepare = prepare or (lambda x, y: (x, y))
+    result = {"rss_after_imports_mb": _rss_now_mb()}  # the framework imported, the model built
     x, y, xt, yt = _data()
     x, y = prepare(x, y)
     xt, yt = prepare(xt, yt)
-    result = {}
     train_one_batch(x[:128], y[:128])
     result["first_batch_s"] = time.time() - started  # process launch to the first trained batch
     train_epoch(x, y)  # warm-up
@@ -90,19 +111,26 @@ def _measure(train_epoch, train_one_batch, predict_one, predict_batch, epochs, r
         t = time.perf_counter()
         train_epoch(x, y)
         times.append(time.perf_counter() - t)
-    result["train_images_per_s"] = len(x) / statistics.median(times)
+    result["train_images_per_s"] = _spread([len(x) / t for t in times])
     # the process's peak so far: imports, the data, and training the chapter's model
     result["train_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["train_above_imports_mb"] = result["train_peak_rss_mb"] - result["rss_after_imports_mb"]
     result["latency"] = _latency(predict_one, xt[:1], repeat)
-    t = time.perf_counter()
-    predict_batch(xt)
-    result["inference_images_per_s"] = len(xt) / (time.perf_counter() - t)
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        predict_batch(xt)
+        rates.append(len(xt) / (time.perf_counter() - t))
+    result["inference_images_per_s"] = _spread(rates)
     fashion = _fashion()
     if fashion is not None:
         fashion = prepare(*fashion)
-        t = time.perf_counter()
-        train_epoch(*fashion)
-        result["fashion_epoch_s"] = time.perf_counter() - t
+        seconds = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            train_epoch(*fashion)
+            seconds.append(time.perf_counter() - t)
+        result["fashion_epoch_s"] = _spread(seconds)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
@@ -127,7 +155,8 @@ def worker_engine(args, started):
         model.train_on_batch(x, y)
 
     result = _measure(train_epoch, train_one_batch, lambda x1: model.predict(x1),
-                      lambda xt: model.predict(xt, batch_size=500), args.epochs, args.repeat, started)
+                      lambda xt: model.predict(xt, batch_size=500), args.epochs, args.repeat, started,
+                      repeats=args.repeats)
     # the same machine's large-GEMM peak, measured here, for the effective-throughput ratio
     a = np.random.default_rng(0).standard_normal((4096, 4096)).astype(np.float32)
     a @ a
@@ -135,7 +164,7 @@ def worker_engine(args, started):
     for _ in range(5):
         a @ a
     result["gemm_peak_gflops"] = 5 * 2 * 4096**3 / (time.perf_counter() - t) / 1e9
-    result["train_gflops"] = result["train_images_per_s"] * TRAIN_FLOP / 1e9
+    result["train_gflops"] = result["train_images_per_s"]["median"] * TRAIN_FLOP / 1e9
     return result
 
 
@@ -162,7 +191,8 @@ def worker_keras(args, started):
         model.fit(x, y, batch_size=128, epochs=1, verbose=0)
 
     return _measure(train_epoch, lambda x, y: model.train_on_batch(x, y), lambda x1: serve(x1).numpy(),
-                    lambda xt: model.predict(xt, batch_size=500, verbose=0), args.epochs, args.repeat, started)
+                    lambda xt: model.predict(xt, batch_size=500, verbose=0), args.epochs, args.repeat, started,
+                    repeats=args.repeats)
 
 
 def worker_torch(args, started):
@@ -180,10 +210,18 @@ def worker_torch(args, started):
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0, rho=0.95, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
 
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from conv_layers import TORCH_LAYOUT
+
+    if TORCH_LAYOUT == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+
     def to_tensors(x, y):
-        # once, before any timing: PyTorch's layout (NCHW) and class indices, as its users keep their data
-        return (torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))),
-                torch.from_numpy(np.ascontiguousarray(y.argmax(1))))
+        # once, before any timing: PyTorch's layout and class indices, as its users keep their data
+        images = torch.from_numpy(x).permute(0, 3, 1, 2)  # NCHW shape over NHWC memory: channels-last
+        images = images.contiguous(memory_format=torch.channels_last if TORCH_LAYOUT == "channels_last"
+                                   else torch.contiguous_format)
+        return images, torch.from_numpy(np.ascontiguousarray(y.argmax(1)))
 
     def train_one_batch(xb, yb):
         model.train()
@@ -203,7 +241,7 @@ def worker_torch(args, started):
             return torch.cat([torch.softmax(model(x[s:s + batch]), 1) for s in range(0, len(x), batch)])
 
     return _measure(train_epoch, train_one_batch, lambda x1: predict(x1), predict, args.epochs, args.repeat, started,
-                    prepare=to_tensors)
+                    prepare=to_tensors, repeats=args.repeats)
 
 
 WORKERS = {"engine": worker_engine, "keras": worker_keras, "pytorch": worker_torch}
@@ -213,7 +251,7 @@ IMPORTS = {"engine": "numba", "keras": "keras", "pytorch": "torch"}
 # ---------------------------------------------------------------- orchestration
 def run_worker(name, args, env=None):
     command = [sys.executable, __file__, "--worker", name, "--epochs", str(args.epochs), "--repeat", str(args.repeat),
-               *(["--threads", str(args.threads)] if args.threads else [])]
+               "--repeats", str(args.repeats), *(["--threads", str(args.threads)] if args.threads else [])]
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=3600)
     if result.returncode != 0:
         missing = f"No module named '{IMPORTS[name]}'" in result.stderr
@@ -234,7 +272,12 @@ def main(argv=None):
     parser.add_argument("--only", nargs="*", choices=sorted(WORKERS), default=sorted(WORKERS))
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of the engine and of each peer alike (default: each its own, every core)")
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="batch-inference runs and Fashion-MNIST epochs timed (default 3)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where the result goes (default benchmarks/results/run-<CPU kind>.json)")
+    parser.add_argument("--allow-busy", action="store_true",
+                        help="print and keep the ratios even when other programs kept the machine busy")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -258,53 +301,27 @@ def main(argv=None):
             results[name] = run_worker(name, args, {"BENCH_T0": str(time.time())})
         print(f"{name}: done", file=sys.stderr, flush=True)
 
-    engine = results.get("engine", {})
-    rows = [
-        ("chapter training, images/s", lambda r: r.get("train_images_per_s"), ".0f", True),
-        ("Fashion-MNIST epoch (60,000), s", lambda r: r.get("fashion_epoch_s"), ".1f", False),
-        ("single-image predict, median ms", lambda r: r.get("latency", {}).get("median_ms"), ".3f", False),
-        ("single-image predict, p99 ms", lambda r: r.get("latency", {}).get("p99_ms"), ".3f", False),
-        ("batch inference, images/s", lambda r: r.get("inference_images_per_s"), ".0f", True),
-        ("peak memory while training, MB", lambda r: r.get("train_peak_rss_mb"), ".0f", False),
-        ("peak memory, whole run, MB", lambda r: r.get("peak_rss_mb"), ".0f", False),
-        ("start to first trained batch, s", lambda r: r.get("first_batch_s"), ".2f", False),
-    ]
-    names = list(results)
-    lines = ["| workload | " + " | ".join(names) + " | " + " | ".join(f"engine vs {n}" for n in names if n != "engine") + " |",
-             "| --- " * (1 + len(names) + len(names) - 1) + "|"]
-    for label, get, spec, higher_better in rows:
-        values = [None if ("missing" in results[n] or "error" in results[n]) else get(results[n]) for n in names]
-        ratios = []
-        for n, v in zip(names, values):
-            if n == "engine":
-                continue
-            mine = get(engine) if engine and "error" not in engine else None
-            if mine is None or v is None:
-                ratios.append("-")
-            else:
-                ratios.append(f"{(mine / v if higher_better else v / mine):.2f}x")
-        lines.append(f"| {label} | " + " | ".join(fmt(v, spec) for v in values) + " | " + " | ".join(ratios) + " |")
-    lines.append("")
-    lines.append("Ratios: how many times better the engine is (above 1) or worse (below 1).")
-    if engine.get("first_batch_cold_s") is not None:
-        lines.append(f"Engine start-up to first trained batch: {engine['first_batch_cold_s']:.2f} s with numba's "
-                     f"cache cold, {engine['first_batch_s']:.2f} s warm.")
-    if engine.get("train_gflops"):
-        lines.append(f"Engine training: {engine['train_gflops']:.1f} GFLOP/s effective, "
-                     f"{engine['train_gflops'] / engine['gemm_peak_gflops'] * 100:.0f}% of a 4096^3 float32 GEMM "
-                     f"measured at {engine['gemm_peak_gflops']:.0f} GFLOP/s in the same run.")
-    for n in names:
-        if "missing" in results[n]:
-            lines.append(f"{n}: not installed (pip install -e '.[bench]').")
-        elif "error" in results[n]:
-            lines.append(f"{n}: failed: {results[n]['error']}")
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
-    lines.append(f"Machine: {machine}.")
-    lines.append(machine_record.describe(machine_record.finish(record)))
-    table = "\n".join(lines)
-    print(table)
-    args.json.write_text(json.dumps({"machine": machine, "record": record, "results": results, "table": table},
-                                    indent=1))
+    record = machine_record.finish(record)
+    document = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(["python", "benchmarks/run.py", *(argv or sys.argv[1:])]),
+                "kind": machine_record.kind(record["cpu"]), "record": record, "results": results}
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from speed_tables import run_table
+
+    if record.get("busy") and not args.allow_busy:
+        print(machine_record.describe(record))
+        print(f"no ratios: other programs kept {record['other_cores_busy']:.2f} cores busy during the run "
+              "(more than 0.1); run again on a quiet machine, or --allow-busy to print and keep them marked")
+        document["refused"] = True
+    else:
+        print(run_table(document))
+    target = args.json or ROOT / "benchmarks" / "results" / f"run-{document['kind']}.json"
+    if "error" in results.get("engine", {}):
+        print("the engine's run failed: no result file written")
+        document["refused"] = True
+    if not document.get("refused"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(document, indent=1) + "\n")
+        print(f"written to {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}")
     return 0
 
 

@@ -16,6 +16,8 @@ The pieces, each in its own module:
 * :mod:`cnn.model`        Sequential: compile, fit, evaluate, predict, summary, save
 * :mod:`cnn.callbacks`    ModelCheckpoint, EarlyStopping, ReduceLROnPlateau, LearningRateScheduler, ...
 * :mod:`cnn.data`         IDX and text-format readers, one-hot, load_mnist
+* :mod:`cnn.datasets`     Keras's ``datasets.mnist`` / ``fashion_mnist.load_data()``, from files here
+* :mod:`cnn.missing`      the Keras names the engine lacks, each refused with what to use instead
 * :mod:`cnn.io`           model files, atomic writes, PNG; :mod:`cnn.keras_io` Keras 3 files
 * :mod:`cnn.gradcheck`    finite-difference gradient checks
 * :mod:`cnn.backend`      ``floatx`` / ``set_floatx``
