@@ -34,6 +34,7 @@ from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv
                      GlobalAveragePooling2D, GlobalMaxPooling2D, Input, LeakyReLU, MaxPooling2D, ReLU, Reshape,
                      Softmax, ZeroPadding2D)
 from .model import Sequential
+from .functional import Model
 from .random import set_seed
 
 from ._version import __version__
@@ -41,7 +42,7 @@ from ._version import __version__
 __all__ = [
     "Activation", "AveragePooling2D", "BatchNormalization", "Callback", "CNNError", "Conv2D", "DataFileError",
     "Dense", "Dropout", "ELU", "EarlyStopping", "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-    "History", "Input", "InputError", "LambdaCallback", "LearningRateScheduler", "LeakyReLU", "MaxPooling2D",
+    "History", "Input", "InputError", "Model", "LambdaCallback", "LearningRateScheduler", "LeakyReLU", "MaxPooling2D",
     "ModelCheckpoint", "ModelFileError", "ModelSaver", "NotInEngineError", "ReLU", "ReduceLROnPlateau", "Reshape", "Sequential",
     "Softmax", "TrainingDivergedError", "ZeroPadding2D", "floatx", "load_model", "save_model", "set_floatx",
     "set_seed",

@@ -11,13 +11,8 @@ use it. Any other missing name is a plain ``AttributeError``.
 """
 from .errors import NotInEngineError
 
-GRAPHS = ("Keras's functional API (layers called on symbolic tensors, merge layers, keras.Model) is not in this "
-          "engine yet; a chain of layers is: write it as cnn.Sequential([cnn.Input(shape=...), layer, ...])")
-
 # cnn.<name>
 TOP = {
-    "Model": GRAPHS,
-    "Functional": GRAPHS,
     "ops": "keras.ops is not in this engine: layers run on NumPy arrays, so NumPy's functions serve outside a model",
     "applications": "keras.applications (pretrained ImageNet models) is not in this engine: nothing is downloaded "
                     "here; cnn.architectures has lenet5, small_vgg, small and the chapter's model",
@@ -27,13 +22,10 @@ TOP = {
                      "cnn.images reads pictures",
 }
 
-_MERGE = "merge layers need Keras's functional API, not in this engine yet; " + GRAPHS.split("; ", 1)[1]
-
 # cnn.layers.<name>
 LAYERS = {
-    **{name: _MERGE for name in ("Add", "add", "Subtract", "subtract", "Multiply", "multiply", "Average", "average",
-                                  "Maximum", "maximum", "Minimum", "minimum", "Concatenate", "concatenate", "Dot",
-                                  "dot")},
+    **{name: "not in this engine yet: Multiply then a sum over the last axis (a Dense or a Lambda-free layer "
+             "of your own, docs/custom-layers.md) computes a dot product" for name in ("Dot", "dot")},
     "SeparableConv2D": "not in this engine yet: it is a DepthwiseConv2D then a 1x1 Conv2D, and depthwise "
                        "convolution is not here yet either; use Conv2D",
     "DepthwiseConv2D": "not in this engine yet (nor Conv2D's groups=): use Conv2D",

@@ -103,10 +103,13 @@ class Sequential:
         if isinstance(layer, InputLayer):
             if self.layers:
                 raise InputError("Input(...) can only come first in a Sequential")
-            self._input_from_input_layer = layer.shape
+            self._input_from_input_layer = layer.sample_shape
             return
         if not isinstance(layer, Layer):
             raise InputError(f"Sequential.add takes a layer, got {type(layer).__name__}")
+        if getattr(layer, "_node", None) is not None:
+            raise InputError(f"layer {layer.name!r} was called on a symbolic tensor (it is part of a graph): "
+                             "a Sequential takes layers of its own")
         owner = layer.__dict__.get("_owner")
         owner = owner() if owner is not None else None
         if owner is not None and owner is not self:

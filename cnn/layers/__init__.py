@@ -25,6 +25,8 @@ from .core import Activation, Dense, Dropout, Input, InputLayer
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 from .reshaping import Flatten, Reshape, ZeroPadding2D
+from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
+                      maximum, minimum, multiply, subtract)
 
 # Keras's other names for the same layers
 Convolution2D = Conv2D
@@ -71,7 +73,8 @@ def get_class(class_name, custom_objects=None):
 
 __all__ = [cls.__name__ for cls in BUILT_IN] + [
     "Layer", "Input", "InputLayer", "register", "get_class", "Convolution2D", "MaxPool2D", "AvgPool2D",
-    "GlobalAvgPool2D", "GlobalMaxPool2D"]
+    "GlobalAvgPool2D", "GlobalMaxPool2D", "Add", "Subtract", "Average", "Multiply", "Maximum", "Minimum",
+    "Concatenate", "add", "subtract", "average", "multiply", "maximum", "minimum", "concatenate"]
 
 
 def __getattr__(name):

@@ -102,7 +102,10 @@ def _build_once(build):
 
     @functools.wraps(build)
     def wrapper(self, input_shape):
-        shape = tuple(int(d) for d in input_shape)
+        if input_shape and isinstance(input_shape[0], (tuple, list)):  # a merge layer's list of shapes
+            shape = tuple(tuple(int(d) for d in one) for one in input_shape)
+        else:
+            shape = tuple(int(d) for d in input_shape)
         if self.built:
             if shape == self.input_shape:
                 return self.output_shape
@@ -275,12 +278,10 @@ class Layer:
     # ---------------------------------------------------------- passes
     def __call__(self, x, training=False):
         """``layer(x)``: build on first use, then the forward pass."""
-        from .core import InputLayer
+        from ..functional import call_layer, is_symbolic
 
-        if isinstance(x, InputLayer):
-            from ..missing import GRAPHS
-
-            raise InputError(f"{type(self).__name__} layer {self.name!r} called on cnn.Input(...): {GRAPHS}")
+        if is_symbolic(x):  # a layer called on cnn.Input(...) or on another layer's symbolic output
+            return call_layer(self, x)
         x = np.asarray(x)
         if not self.built:
             self.build(x.shape[1:])

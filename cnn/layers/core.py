@@ -5,6 +5,7 @@ from kernels.dropout import dropout_backward_numba, dropout_numba
 from kernels.parallel import matmul
 
 from ..errors import InputError
+from ..tensors import KerasTensor
 from .base import KernelBiasLayer, Layer, WithActivation, number, positive_int
 
 
@@ -126,10 +127,12 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate}
 
 
-class InputLayer:
-    """What ``cnn.Input(shape=...)`` returns: the shape of one sample, for the
-    first place of a Sequential (as ``keras.Input`` there). It is not a layer
-    of the model: ``model.layers`` starts after it, as in Keras."""
+class InputLayer(KerasTensor):
+    """What ``cnn.Input(shape=...)`` returns: a symbolic tensor of samples of
+    that shape (``.shape`` is ``(None, *shape)``, as Keras's), the start of a
+    functional model (``cnn.Model(inputs, outputs)``) or the first place of a
+    Sequential. It is not a layer of the model: ``model.layers`` starts after
+    it, as in Keras."""
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, sparse=None):
         if batch_shape is not None:
@@ -145,8 +148,7 @@ class InputLayer:
             raise InputError("Input: sparse=True is not supported")
         if dtype is not None and dtype not in ("float32", "float64"):
             raise InputError(f"Input dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.shape = tuple(int(d) for d in shape)
-        self.name = name
+        super().__init__(shape, dtype, node=None, name=name)
 
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, sparse=None):

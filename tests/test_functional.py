@@ -1,0 +1,208 @@
+"""The functional API, written as Keras code with ``keras.`` replaced by
+``cnn.``: a ResNet block with a projection shortcut and BatchNorm, and an
+Inception module, follow Keras step by step in float64 (outputs, losses,
+every weight and moving statistic), with Keras's layer and weight order; the
+merge layers against finite differences and Keras's; feature-extraction
+sub-models see the trained weights; what is not there yet is refused by name."""
+import numpy as np
+import pytest
+
+import cnn
+from cnn.errors import InputError, NotInEngineError
+from cnn.gradcheck import check_gradients, check_model
+
+
+@pytest.fixture
+def float64(keras):
+    cnn.set_floatx("float64")
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield keras
+    finally:
+        cnn.set_floatx("float32")
+        keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy("float32")
+
+
+def resnet_block(api):
+    """A ResNet basic block with a projection shortcut, as a course writes it."""
+    L = api.layers
+    inputs = api.Input(shape=(8, 8, 3))
+    x = L.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.Activation("relu", name="stem_relu")(x)
+    y = L.Conv2D(16, 3, strides=2, padding="same", name="conv_a")(x)
+    y = L.BatchNormalization(name="bn_a")(y)
+    y = L.Activation("relu", name="relu_a")(y)
+    y = L.Conv2D(16, 3, padding="same", name="conv_b")(y)
+    shortcut = L.Conv2D(16, 1, strides=2, name="projection")(x)
+    y = L.add([y, shortcut], name="add")
+    y = L.Activation("relu", name="relu_out")(y)
+    y = L.GlobalAveragePooling2D(name="gap")(y)
+    outputs = L.Dense(4, activation="softmax", name="classes")(y)
+    return api.Model(inputs, outputs)
+
+
+def inception(api):
+    """An Inception module: four branches concatenated along the channels."""
+    L = api.layers
+    inputs = api.Input(shape=(8, 8, 3))
+    a = L.Conv2D(4, 1, activation="relu", name="b1")(inputs)
+    b = L.Conv2D(3, 1, activation="relu", name="b2_reduce")(inputs)
+    b = L.Conv2D(4, 3, padding="same", activation="relu", name="b2")(b)
+    c = L.Conv2D(2, 1, activation="relu", name="b3_reduce")(inputs)
+    c = L.Conv2D(4, 5, padding="same", activation="relu", name="b3")(c)
+    d = L.MaxPooling2D(3, strides=1, padding="same", name="b4_pool")(inputs)
+    d = L.Conv2D(4, 1, activation="relu", name="b4")(d)
+    x = L.concatenate([a, b, c, d], name="mixed")
+    x = L.Flatten(name="flatten")(x)
+    outputs = L.Dense(4, activation="softmax", name="classes")(x)
+    return api.Model(inputs, outputs)
+
+
+def _data(n=16):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 8, 8, 3))
+    y = np.eye(4)[rng.integers(0, 4, n)]
+    return x, y
+
+
+@pytest.mark.parametrize("build", [resnet_block, inception])
+def test_a_graph_follows_keras_step_by_step_in_float64(float64, build):
+    keras = float64
+    cnn.set_seed(0)
+    ours, theirs = build(cnn), build(keras)
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers if l.name != theirs.layers[0].name
+                                             or type(l).__name__ != "InputLayer"]
+    ours.set_weights(theirs.get_weights())  # Keras's weight order, as it is
+    x, y = _data()
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-12, atol=1e-13)
+    # SGD with momentum; float32-exact settings (Keras rounds hyperparameters through float32)
+    ours.compile(optimizer=cnn.optimizers.SGD(learning_rate=2**-4, momentum=0.875), loss="categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.SGD(learning_rate=2**-4, momentum=0.875),
+                   loss="categorical_crossentropy")
+    for step in range(20):
+        batch = slice(8 * (step % 2), 8 * (step % 2) + 8)
+        mine = ours.train_on_batch(x[batch], y[batch])[0]
+        reference = float(theirs.train_on_batch(x[batch], y[batch]))
+        assert mine == pytest.approx(reference, rel=1e-9), step
+    for got, want, weight in zip(ours.get_weights(), theirs.get_weights(), theirs.weights):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-12, err_msg=weight.path)
+
+
+@pytest.mark.parametrize("build", [resnet_block, inception])
+def test_a_graphs_gradients_are_central_differences(build):
+    cnn.set_floatx("float64")
+    try:
+        cnn.set_seed(1)
+        model = build(cnn)
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        x, y = _data(4)
+        assert check_model(model, x, y, training=False).passed  # a tensor read twice gets the sum
+    finally:
+        cnn.set_floatx("float32")
+
+
+MERGES = [("Add", 3, None), ("Subtract", 2, None), ("Multiply", 3, None), ("Average", 3, None),
+          ("Maximum", 3, None), ("Minimum", 3, None), ("Concatenate", 3, {"axis": -1}),
+          ("Concatenate", 2, {"axis": 1})]
+
+
+@pytest.mark.parametrize("name,count,kwargs", MERGES)
+def test_each_merge_layer_against_central_differences_and_keras(float64, name, count, kwargs):
+    import tensorflow as tf
+
+    keras = float64
+    rng = np.random.default_rng(3)
+    # distinct values: no ties for Maximum / Minimum
+    xs = [rng.permutation(2 * 3 * 4 * 5).reshape(2, 3, 4, 5) / 7.0 + k * 0.01 for k in range(count)]
+    layer = getattr(cnn.layers, name)(**(kwargs or {}))
+    theirs = getattr(keras.layers, name)(**(kwargs or {}))
+    out = layer.forward(xs)
+    dout = rng.standard_normal(out.shape)
+
+    def forward(*arrays):
+        return layer.forward(list(arrays)), None
+
+    def backward(d, cache):
+        return tuple(layer.backward(d))
+
+    assert check_gradients(forward, *xs, backward=backward).passed
+    tensors = [tf.constant(x) for x in xs]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        reference = theirs(tensors)
+    np.testing.assert_allclose(out, reference.numpy(), rtol=1e-12)
+    layer.forward(xs)
+    for got, want in zip(layer.backward(dout), tape.gradient(reference, tensors, output_gradients=tf.constant(dout))):
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_squeeze_excite_multiply_broadcasts_as_keras(float64):
+    import tensorflow as tf
+
+    keras = float64
+    rng = np.random.default_rng(4)
+    feature, gate = rng.standard_normal((2, 4, 4, 3)), rng.standard_normal((2, 1, 1, 3))
+    layer, theirs = cnn.layers.Multiply(), keras.layers.Multiply()
+    out = layer.forward([feature, gate])
+    tensors = [tf.constant(feature), tf.constant(gate)]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        reference = theirs(tensors)
+    np.testing.assert_allclose(out, reference.numpy(), rtol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(layer.backward(dout), tape.gradient(reference, tensors, output_gradients=tf.constant(dout))):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-12)
+    assert check_gradients(lambda f, g: (layer.forward([f, g]), None), feature, gate,
+                           backward=lambda d, c: tuple(layer.backward(d))).passed
+
+
+def test_a_feature_extraction_sub_model_sees_the_trained_weights():
+    cnn.set_seed(2)
+    model = resnet_block(cnn)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    x, y = _data()
+    x = x.astype(np.float32)
+    model.fit(x, y.astype(np.float32), epochs=2, batch_size=8, verbose=0)
+    features = cnn.Model(model.input, model.get_layer("conv_b").output)
+    assert [l.name for l in features.layers] == ["stem", "stem_bn", "stem_relu", "conv_a", "bn_a", "relu_a", "conv_b"]
+    assert features.get_layer("conv_b") is model.get_layer("conv_b")  # the same layers, the same weights
+    expected = x
+    for layer in features.layers:
+        expected = layer.forward(expected, training=False)
+    np.testing.assert_array_equal(features.predict(x), expected)
+    assert features.predict(x).shape == (16, 4, 4, 16)
+
+
+def test_what_is_not_there_yet_is_refused_by_name():
+    L = cnn.layers
+    inputs = cnn.Input((4, 4, 1))
+    conv = L.Conv2D(2, 3, padding="same")
+    x = conv(inputs)
+    with pytest.raises(NotInEngineError, match="shared layers"):
+        conv(x)
+    with pytest.raises(InputError, match="use a layer .*cnn.layers.Add"):
+        x + x
+    other = cnn.Input((4, 4, 1))
+    with pytest.raises(NotInEngineError, match="2 inputs"):
+        cnn.Model([inputs, other], x)
+    with pytest.raises(InputError, match="not the model's input"):
+        cnn.Model(other, L.Flatten()(x))
+
+    class Net(cnn.Model):
+        def __init__(self):
+            super().__init__()
+
+    with pytest.raises(NotInEngineError, match="subclassed models"):
+        Net()
+    model = cnn.Model(inputs, L.Dense(2)(L.Flatten()(x)))
+    with pytest.raises(NotInEngineError, match="saving a functional model"):
+        model.save("never.npz")
+    with pytest.raises(InputError, match="part of a graph"):
+        cnn.Sequential([conv])
+    with pytest.raises(InputError, match="takes a list of tensors"):
+        L.Add()(x)
+    assert cnn.Input((28, 28, 1)).shape == (None, 28, 28, 1)  # as keras.Input
