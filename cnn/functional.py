@@ -18,11 +18,12 @@ one input or output, a layer called twice (shared weights), a model used as
 a layer, saving to a file (the weights move with ``get_weights`` /
 ``set_weights``), and subclassed models.
 """
+import collections
 import itertools
 import weakref
 
 from .errors import InputError, NotInEngineError
-from .model import Sequential, _snake
+from .model import Sequential, _pool_over_conv, _snake
 from .tensors import KerasTensor
 
 
@@ -171,6 +172,14 @@ class Model(Sequential):
             if getattr(layer, "_owner", None) is None:  # a sub-model shares the layers of the model it came from
                 layer._owner = weakref.ref(self)
         self.layers = [node.layer for node in nodes]
+        # the fusion plan: a max-pool's backward runs inside the Conv2D's below it
+        # (Conv2D.backward_through_maxpool) where the convolution's output feeds that pool alone
+        readers = collections.Counter(id(t) for node in nodes for t in node.inputs)
+        self._pool_over_conv = {}
+        for node in nodes:
+            below = node.inputs[0]._node
+            if below is not None and _pool_over_conv(node.layer, below.layer) and readers[id(node.inputs[0])] == 1:
+                self._pool_over_conv[id(node)] = below
         self.input, self.output, self.inputs, self.outputs = inp, out, [inp], [out]
         self.input_shape = inp.sample_shape
         self.built = True
@@ -206,9 +215,17 @@ class Model(Sequential):
             nodes = nodes[:-1]
         else:
             pending[id(self.output)] = self.loss.backward()
+        folded = set()
         for node in reversed(nodes):
+            if id(node) in folded:
+                continue
             grad = pending.pop(id(node.output))
-            self._send(node, node.layer.backward(grad), pending)
+            conv = self._pool_over_conv.get(id(node))
+            if conv is not None:  # the pool and the convolution under it in one step
+                self._send(conv, conv.layer.backward_through_maxpool(grad, node.layer), pending)
+                folded.add(id(conv))
+            else:
+                self._send(node, node.layer.backward(grad), pending)
 
     def _send(self, node, grads, pending):
         from .layers.merging import _Merge

@@ -206,3 +206,42 @@ def test_what_is_not_there_yet_is_refused_by_name():
     with pytest.raises(InputError, match="takes a list of tensors"):
         L.Add()(x)
     assert cnn.Input((28, 28, 1)).shape == (None, 28, 28, 1)  # as keras.Input
+
+
+def _chapter_as_a_graph():
+    L = cnn.layers
+    inputs = cnn.Input((28, 28, 1))
+    h = L.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    h = L.Conv2D(64, 3, padding="same", activation="relu")(h)
+    h = L.MaxPooling2D(2)(h)
+    h = L.Dropout(0.25)(h)
+    h = L.Flatten()(h)
+    h = L.Dense(100, activation="relu")(h)
+    h = L.Dropout(0.5)(h)
+    return cnn.Model(inputs, L.Dense(10, activation="softmax")(h))
+
+
+def test_the_chapters_model_as_a_graph_trains_as_the_sequential_bit_for_bit():
+    """The same weights and the same dropout generators: the graph runner (with
+    its fusions, softmax with cross-entropy and the max-pool inside the
+    convolution's backward) gives the Sequential's losses and weights exactly."""
+    import copy
+
+    from cnn.chapter import build_model
+    from cnn.data import load_mnist, one_hot
+
+    (x, labels), _ = load_mnist(n_train=256, n_test=1)
+    y = one_hot(labels)
+    cnn.set_seed(5)
+    sequential = build_model()
+    graph = _chapter_as_a_graph()
+    graph.set_weights(sequential.get_weights())
+    for mine, theirs in zip(graph.layers, sequential.layers):
+        mine.rng = copy.deepcopy(theirs.rng)  # the same dropout masks
+    graph.compile(loss="categorical_crossentropy", optimizer=cnn.optimizers.get("adadelta"), metrics=["accuracy"])
+    assert graph._fused and len(graph._pool_over_conv) == 1
+    for s in range(0, 256, 64):
+        assert graph.train_on_batch(x[s:s + 64], y[s:s + 64])[0] == sequential.train_on_batch(x[s:s + 64],
+                                                                                               y[s:s + 64])[0]
+    for got, want in zip(graph.get_weights(), sequential.get_weights()):
+        np.testing.assert_array_equal(got, want)
