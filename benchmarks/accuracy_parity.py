@@ -50,7 +50,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "accuracy_parity.json",
+                        help="where the result goes (default benchmarks/results/accuracy_parity.json; the README's table "
+                             "is written from it by scripts/speed_tables.py)")
     args = parser.parse_args(argv)
     import keras
 

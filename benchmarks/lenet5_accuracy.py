@@ -55,7 +55,9 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=FASHION)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "lenet5_accuracy.json",
+                        help="where the result goes (default benchmarks/results/lenet5_accuracy.json; the README's table "
+                             "is written from it by scripts/speed_tables.py)")
     args = parser.parse_args(argv)
     import keras
 

@@ -1,4 +1,4 @@
-"""The README's speed tables, written from the committed result files, never typed.
+"""The README's speed and accuracy tables, written from the committed result files, never typed.
 
     python scripts/speed_tables.py            # rewrite the README's generated blocks
     python scripts/speed_tables.py --check    # exit 1 if the README differs from the files
@@ -12,7 +12,9 @@ it and from which file under benchmarks/results/::
 
 Kinds: ``run`` (benchmarks/run.py: the engine against Keras and PyTorch),
 ``conv`` (benchmarks/conv_layers.py: each layer shape), ``profile``
-(benchmarks/profile_step.py: a training step's parts). ``tests/test_docs.py``
+(benchmarks/profile_step.py: a training step's parts), ``accuracy``
+(benchmarks/accuracy_parity.py) and ``lenet5`` (benchmarks/lenet5_accuracy.py).
+``tests/test_docs.py``
 runs the check, so a README table that is not what its file says fails the suite.
 """
 import argparse
@@ -151,7 +153,40 @@ def profile_table(doc):
     return "\n".join(lines)
 
 
-MAKERS = {"run": run_table, "conv": conv_table, "profile": profile_table}
+def _mean_sd(values):
+    import statistics
+
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def accuracy_table(doc):
+    """benchmarks/accuracy_parity.py's result: the chapter's protocol over seeds in both."""
+    lines = ["| | 100 test images: mean ± sd | 10,000 test images: mean ± sd | seconds per run |",
+             "| --- | --- | --- | --- |"]
+    for name, label in (("engine", "this engine"), ("keras", "Keras 3 (TensorFlow CPU)")):
+        runs = doc["runs"][name]
+        small, full = _mean_sd([100 * r["acc100"] for r in runs]), _mean_sd([100 * r["acc10000"] for r in runs])
+        seconds = sum(r["seconds"] for r in runs) / len(runs)
+        lines.append(f"| {label} | {small[0]:.2f}% ± {small[1]:.2f} | {full[0]:.2f}% ± {full[1]:.2f} | {seconds:.0f} |")
+    seeds = [r["seed"] for r in doc["runs"]["engine"]]
+    lines += ["", f"Seeds {seeds[0]}-{seeds[-1]}; per-seed figures in the file."]
+    return "\n".join(lines)
+
+
+def lenet5_table(doc):
+    """benchmarks/lenet5_accuracy.py's result: LeNet-5 on Fashion-MNIST over seeds in both."""
+    lines = ["| framework | test accuracy, mean | sd | per seed | seconds |", "| --- | --- | --- | --- | --- |"]
+    for name, label in (("engine", "engine"), ("keras", "Keras 3 (TensorFlow CPU)")):
+        values = [100 * v for v in doc["results"][name]]
+        mean, sd = _mean_sd(values)
+        lines.append(f"| {label} | {mean:.2f}% | {sd:.2f} | {' / '.join(f'{v:.2f}' for v in values)} "
+                     f"| {doc['seconds'][name]:.0f} |")
+    lines += ["", f"{doc['epochs']} epochs; {doc.get('cpu', 'the CPU was not recorded')}."]
+    return "\n".join(lines)
+
+
+MAKERS = {"run": run_table, "conv": conv_table, "profile": profile_table, "accuracy": accuracy_table,
+          "lenet5": lenet5_table}
 
 
 def render(text):
