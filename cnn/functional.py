@@ -13,10 +13,11 @@ weights API and the optimizers with :class:`cnn.Sequential` (it is the same
 trainer); the softmax-with-cross-entropy fusion is taken when the output
 layer ends in the softmax the loss can take the logits of.
 
-What this first version refuses, by name, rather than half-does: more than
-one input or output, a layer called twice (shared weights), a model used as
-a layer, saving to a file (the weights move with ``get_weights`` /
-``set_weights``), and subclassed models.
+A functional model saves to the engine's ``.npz`` (format version 2: each
+layer with the indices of the layers it reads) and loads back whole. What
+this first version refuses, by name, rather than half-does: more than one
+input or output, a layer called twice (shared weights), a model used as a
+layer, ``.keras`` files of graphs, and subclassed models.
 """
 import collections
 import itertools
@@ -238,10 +239,21 @@ class Model(Sequential):
             pending[key] = pending[key] + grad if key in pending else grad  # a tensor read twice: the sum
 
     def get_config(self):
-        raise NotInEngineError(f"model {self.name!r}: saving a functional model is not in this engine yet; "
-                               "its weights move with get_weights() and set_weights()")
+        from .io import model_config
+
+        return model_config(self)
 
     def save(self, path):
-        self.get_config()
+        """Save as the engine's ``.npz`` (format version 2: the layers and what each
+        reads, the weights, the training state); a ``.keras`` file of a functional
+        model is not written yet."""
+        from pathlib import Path
+
+        if Path(path).suffix in (".keras", ".h5"):
+            raise NotInEngineError(f"{path}: a functional model is not written as a Keras file yet; save it as "
+                                   ".npz (cnn.load_model reads it back whole)")
+        from .io import save_model
+
+        save_model(self, path)
 
 

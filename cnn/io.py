@@ -31,7 +31,8 @@ from .errors import InputError, ModelFileError
 from .limits import MAX_CONFIG_BYTES, MAX_DEFLATE_RATIO, MAX_LAYERS, MAX_WEIGHT_BYTES, load_json, open_regular
 
 FORMAT = "cnn-from-scratch model"
-VERSION = 1
+VERSION = 1        # a Sequential: its layers in order
+GRAPH_VERSION = 2  # a functional model: its layers in Keras's order and what each reads ("inbound")
 
 
 TEMPORARY_SUFFIX = ".tmp"
@@ -148,13 +149,19 @@ def model_config(model):
     for i, layer in enumerate(model.layers):
         if getattr(layer, "rng", None) is not None:
             generators[f"layer_{i}"] = layer.rng.bit_generator.state
+    graph = getattr(model, "_nodes", None)
+    inbound = None
+    if graph is not None:  # each layer's inputs, as indices of earlier layers (-1: the model's input)
+        index = {id(node.output): i for i, node in enumerate(graph)}
+        inbound = [[-1 if t is model.input else index[id(t)] for t in node.inputs] for node in graph]
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": VERSION if inbound is None else GRAPH_VERSION,
         "name": model.name,
         "input_shape": list(model.input_shape),
         "dtype": str(model.dtype),
         "layers": [layer_spec(layer) for layer in model.layers],
+        **({} if inbound is None else {"inbound": inbound}),
         "compile": compiled,
         "training": {
             "completed_epochs": model.completed_epochs,
@@ -321,6 +328,67 @@ def open_archive(f, path, max_members=4 * MAX_LAYERS + 16):
     return archive
 
 
+def _checked_inbound(inbound, count, path):
+    """A functional model's "inbound" lists, refused before anything is built
+    unless each layer reads earlier layers only (-1: the model's input; so no
+    cycle and no layer read before it is made), every layer but the last is
+    read by another (no dangling branch), and a layer that is not a merge
+    reads exactly one tensor (checked when the graph is made)."""
+    if not isinstance(inbound, list) or len(inbound) != count or count == 0:
+        raise ModelFileError(f"{path}: the graph's inbound lists do not match its {count} layers")
+    read = set()
+    for i, sources in enumerate(inbound):
+        if not isinstance(sources, list) or not sources or len(sources) > MAX_LAYERS:
+            raise ModelFileError(f"{path}: layer {i}'s inbound list is not a non-empty list")
+        for j in sources:
+            if isinstance(j, bool) or not isinstance(j, int) or not -1 <= j < i:
+                raise ModelFileError(f"{path}: layer {i} reads {j!r}: a layer may read the input (-1) or an "
+                                     "earlier layer only (a cycle, or a layer read before it is made)")
+            read.add(j)
+    dangling = sorted(set(range(count - 1)) - read)
+    if dangling:
+        raise ModelFileError(f"{path}: layers {dangling} are read by no other layer (a dangling branch)")
+    return inbound
+
+
+def _graph_weight_bytes(layers, inbound, input_shape):
+    """Bytes of weights the graph needs, from shapes alone (nothing built)."""
+    from .backend import float_dtype
+    from .layers.merging import _Merge
+
+    shape = tuple(int(d) for d in input_shape)
+    if not shape or min(shape) < 1:
+        raise InputError(f"input shape must be positive sizes, got {tuple(input_shape)}")
+    shapes, total, itemsize = {-1: shape}, 0, float_dtype().itemsize
+    for i, (layer, sources) in enumerate(zip(layers, inbound)):
+        given = [shapes[j] for j in sources]
+        if isinstance(layer, _Merge):
+            shapes[i] = tuple(layer.compute_output_shape(given))
+            continue
+        if len(given) != 1:
+            raise InputError(f"layer {layer.name!r} reads {len(given)} tensors; only merge layers read several")
+        total += sum(itemsize * int(np.prod(s, dtype=object)) for s in layer.param_shapes(given[0]).values())
+        shapes[i] = tuple(layer.compute_output_shape(given[0]))
+    return total
+
+
+def _graph_model(layers, inbound, input_shape, name):
+    """The functional model the lists describe, its layers called as they were."""
+    from .functional import Model
+    from .layers import Input
+    from .layers.merging import _Merge
+
+    inputs = Input(tuple(int(d) for d in input_shape))
+    tensors = {-1: inputs}
+    for i, (layer, sources) in enumerate(zip(layers, inbound)):
+        given = [tensors[j] for j in sources]
+        tensors[i] = layer(given if isinstance(layer, _Merge) else given[0])
+    model = Model(inputs, tensors[len(layers) - 1], name=name)
+    if [id(l) for l in model.layers] != [id(l) for l in layers]:
+        raise InputError("the graph's layers are not in the order it was saved in")
+    return model
+
+
 def _load_from_archive(archive, path, custom_objects, compile):
     from .layers import get_class
     from .model import Sequential
@@ -338,13 +406,15 @@ def _load_from_archive(archive, path, custom_objects, compile):
     config = load_json(text, ModelFileError, f"{path}: the model configuration")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} file")
-    if config.get("version") != VERSION:
-        raise ModelFileError(f"{path}: format version {config.get('version')!r}, this engine reads {VERSION}")
+    if config.get("version") not in (VERSION, GRAPH_VERSION):
+        raise ModelFileError(f"{path}: format version {config.get('version')!r}, this engine reads "
+                             f"{VERSION} and {GRAPH_VERSION}")
 
     model = Sequential(name=str(config.get("name", "sequential")))
     try:
         if not isinstance(config["layers"], list) or len(config["layers"]) > MAX_LAYERS:
             raise ModelFileError(f"{path}: the layer list is not a list of at most {MAX_LAYERS} layers")
+        layers = []
         for spec in config["layers"]:
             if not isinstance(spec, dict):
                 raise ModelFileError(f"{path}: a layer entry is not a dict")
@@ -354,14 +424,23 @@ def _load_from_archive(archive, path, custom_objects, compile):
                                      "own pass custom_objects={'Name': TheClass} or decorate it with @cnn.layers.register")
             if not isinstance(spec["config"], dict):
                 raise ModelFileError(f"{path}: layer {spec['class_name']!r} has no valid config")
-            model.add(cls.from_config(dict(spec["config"])))
+            layers.append(cls.from_config(dict(spec["config"])))
+        if config["version"] == GRAPH_VERSION:
+            inbound = _checked_inbound(config.get("inbound"), len(layers), path)
+            needed = _graph_weight_bytes(layers, inbound, config["input_shape"])
+        else:
+            for layer in layers:
+                model.add(layer)
+            needed = model.weight_bytes(config["input_shape"])
         # refuse an architecture bigger than the file's weights before allocating it
-        needed = model.weight_bytes(config["input_shape"])
         held = sum(info.file_size for info in members.values())  # each already bounded by the bytes present
         if needed > held or needed > MAX_WEIGHT_BYTES:
             raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds at most "
                                  f"{held}" + (f" (and {MAX_WEIGHT_BYTES} is the limit)" if needed > MAX_WEIGHT_BYTES else ""))
-        model.build(config["input_shape"])
+        if config["version"] == GRAPH_VERSION:
+            model = _graph_model(layers, inbound, config["input_shape"], str(config.get("name", "functional")))
+        else:
+            model.build(config["input_shape"])
         if config.get("compile") and compile:
             model.compile(**config["compile"])
         training = config.get("training") or {}

@@ -198,9 +198,6 @@ def test_what_is_not_there_yet_is_refused_by_name():
 
     with pytest.raises(NotInEngineError, match="subclassed models"):
         Net()
-    model = cnn.Model(inputs, L.Dense(2)(L.Flatten()(x)))
-    with pytest.raises(NotInEngineError, match="saving a functional model"):
-        model.save("never.npz")
     with pytest.raises(InputError, match="part of a graph"):
         cnn.Sequential([conv])
     with pytest.raises(InputError, match="takes a list of tensors"):
@@ -245,3 +242,64 @@ def test_the_chapters_model_as_a_graph_trains_as_the_sequential_bit_for_bit():
                                                                                                y[s:s + 64])[0]
     for got, want in zip(graph.get_weights(), sequential.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("build", [resnet_block, inception])
+def test_a_graph_saves_and_loads_whole_and_resumes_training(tmp_path, build):
+    cnn.set_seed(6)
+    model = build(cnn)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    x, y = _data()
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "graph.npz")
+    again = cnn.load_model(tmp_path / "graph.npz")
+    assert isinstance(again, cnn.Model) and [l.name for l in again.layers] == [l.name for l in model.layers]
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=1)
+    again.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=again.completed_epochs)
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the optimizer's state and the generators came back too
+    with pytest.raises(NotInEngineError, match="not written as a Keras file yet"):
+        model.save(tmp_path / "graph.keras")
+
+
+def _rewrite_config(source, target, change):
+    import json
+
+    with np.load(source) as archive:  # our own file: read with NumPy, no pickle
+        arrays = {k: archive[k] for k in archive.files}
+    config = json.loads(arrays["config"].tobytes().decode())
+    change(config)
+    arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+    np.savez(target, **arrays)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: c["inbound"].__setitem__(3, [5]), "a layer may read the input .* or an earlier layer only"),
+    (lambda c: c["inbound"].__setitem__(3, [3]), "a cycle"),
+    (lambda c: c["inbound"].__setitem__(1, [99]), "reads 99"),
+    (lambda c: c["inbound"].__setitem__(1, []), "not a non-empty list"),
+    (lambda c: c["inbound"].pop(), "do not match its"),
+    (lambda c: c.__setitem__("inbound", "everything"), "do not match its"),
+    (lambda c: c["inbound"].__setitem__(4, [-1]), "dangling"),
+    (lambda c: c["inbound"].__setitem__(2, [0, 1]), "only merge layers read several"),
+    (lambda c: c.pop("inbound"), "do not match its"),
+    (lambda c: c.__setitem__("version", 3), "format version 3"),
+])
+def test_hostile_graph_configs_are_refused_before_anything_is_built(tmp_path, change, message):
+    from cnn.errors import ModelFileError
+
+    cnn.set_seed(7)
+    model = resnet_block(cnn)
+    model.save(tmp_path / "good.npz")
+    _rewrite_config(tmp_path / "good.npz", tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=message):
+        cnn.load_model(tmp_path / "bad.npz")
+
+
+def test_a_version_1_sequential_file_still_loads_as_a_sequential(tmp_path):
+    model = cnn.Sequential([cnn.layers.Dense(2, input_shape=(3,))])
+    model.save(tmp_path / "s.npz")
+    again = cnn.load_model(tmp_path / "s.npz")
+    assert type(again) is cnn.Sequential and again.get_config()["name"] == model.name

@@ -39,6 +39,9 @@ BUILT_IN = (Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2
             BatchNormalization, Dropout, Flatten, Reshape, ZeroPadding2D, Activation, ReLU, LeakyReLU,
             ELU, Softmax)
 LAYERS = {cls.__name__: cls for cls in BUILT_IN}
+# the merge layers: saved and loaded with functional models (a Sequential cannot hold them)
+MERGE = (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)
+LAYERS.update({cls.__name__: cls for cls in MERGE})
 
 
 def register(cls=None, *, name=None):

@@ -41,6 +41,9 @@ class _Merge(Layer):
     maximum_inputs = None
 
     def build(self, input_shape):
+        if not input_shape or not all(isinstance(s, (tuple, list)) for s in input_shape):
+            raise InputError(f"{type(self).__name__} layer {self.name!r} merges several tensors: call it on a list "
+                             "of them in a functional model (cnn.Model), not in a Sequential")
         shapes = [tuple(s) for s in input_shape]
         if not isinstance(input_shape, (list, tuple)) or len(shapes) < self.minimum_inputs or (
                 self.maximum_inputs is not None and len(shapes) > self.maximum_inputs):
