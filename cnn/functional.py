@@ -23,6 +23,8 @@ import collections
 import itertools
 import weakref
 
+import numpy as np
+
 from .errors import InputError, NotInEngineError
 from .model import Sequential, _pool_over_conv, _snake
 from .tensors import KerasTensor
@@ -203,6 +205,28 @@ class Model(Sequential):
             values[id(node.output)] = node.layer.forward(ins if isinstance(node.layer, _Merge) else ins[0],
                                                          training=training)
         return values[id(self.output)]
+
+    def _connections(self):
+        names = {id(node.output): node.layer.name for node in self._nodes}
+        return [", ".join(names.get(id(t), "input") for t in node.inputs) for node in self._nodes]
+
+    def trace(self, x, training=False):
+        """Every layer's call on one batch, in ``layers`` order: ``(layer, inputs, output)``."""
+        from .layers.merging import _Merge
+
+        x = self._check_x(np.asarray(x))
+        values, calls = {id(self.input): x}, []
+        for node in self._nodes:
+            ins = [values[id(t)] for t in node.inputs]
+            out = node.layer.forward(ins if isinstance(node.layer, _Merge) else ins[0], training=training)
+            values[id(node.output)] = out
+            calls.append((node.layer, ins, out))
+        return calls
+
+    def producers(self):
+        """For each layer, the indices in ``layers`` of the layers it reads (-1: the input)."""
+        index = {id(node.output): i for i, node in enumerate(self._nodes)}
+        return [[index.get(id(t), -1) for t in node.inputs] for node in self._nodes]
 
     def _backward(self):
         from .layers.merging import _Merge

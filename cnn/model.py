@@ -522,14 +522,22 @@ class Sequential:
                 return layer
         raise InputError(f"no layer named {name!r}; the model has {[l.name for l in self.layers]}")
 
+    def _connections(self):
+        """Each layer's inbound layers, for summary's "Connected to" (None: a chain, no column)."""
+        return None
+
     def summary(self, print_fn=print):
-        """Print the layers, their output shapes and parameter counts, as Keras does."""
+        """Print the layers, their output shapes and parameter counts, as Keras does
+        (a functional model adds the "Connected to" column)."""
         if not self.built:
             raise InputError("the model is not built yet: give input_shape to the first layer or call build()")
+        connections = self._connections()
+        heads = ("Layer (type)", "Output Shape", "Param #") + (() if connections is None else ("Connected to",))
         rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
-                 f"{layer.count_params():,}") for layer in self.layers]
-        widths = [max(len(r[i]) for r in rows + [("Layer (type)", "Output Shape", "Param #")]) + 2 for i in range(3)]
-        line = "".join(h.ljust(w) for h, w in zip(("Layer (type)", "Output Shape", "Param #"), widths))
+                 f"{layer.count_params():,}") + (() if connections is None else (connections[i],))
+                for i, layer in enumerate(self.layers)]
+        widths = [max(len(r[i]) for r in rows + [heads]) + 2 for i in range(len(heads))]
+        line = "".join(h.ljust(w) for h, w in zip(heads, widths))
         trainable = sum(w.size for w in self.trainable_weights)
         print_fn(f'Model: "{self.name}"')
         print_fn("-" * len(line))
@@ -541,6 +549,23 @@ class Sequential:
         print_fn(f"Total params: {self.count_params():,}")
         print_fn(f"Trainable params: {trainable:,}")
         print_fn(f"Non-trainable params: {self.count_params() - trainable:,}")
+
+    def producers(self):
+        """For each layer, the indices in ``layers`` of the layers it reads (-1: the input)."""
+        return [[i - 1] for i in range(len(self.layers))]
+
+    def trace(self, x, training=False):
+        """Every layer's call on one batch, in ``layers`` order: a list of
+        ``(layer, inputs, output)`` with ``inputs`` the list of arrays it read
+        (the pictures and the explorer draw these; a public step, not a copy of
+        the forward pass)."""
+        x = self._check_x(np.asarray(x))
+        calls = []
+        for layer in self.layers:
+            out = layer.forward(x, training=training)
+            calls.append((layer, [x], out))
+            x = out
+        return calls
 
     def get_config(self):
         from .io import layer_spec

@@ -89,12 +89,12 @@ def feature_maps(model, x, label, path, channels=8):
     plt = pyplot()
     from .layers import Dropout
 
-    maps, act = [], x
-    for layer in model.layers:
-        act = layer.forward(act, training=False)
+    maps = []
+    calls = model.trace(x)  # every layer's output, a chain or a graph
+    for layer, _, act in calls:
         if act.ndim == 4 and not isinstance(layer, Dropout):  # dropout is the identity at inference
             maps.append((layer, act[0]))
-    probs = act[0]
+    probs = calls[-1][2][0]
     predicted = int(np.argmax(probs))
     rows = 1 + len(maps)
     fig, axes = plt.subplots(rows, channels, figsize=(channels * 1.25 + 1.6, rows * 1.45 + 0.9), squeeze=False)

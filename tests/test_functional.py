@@ -303,3 +303,69 @@ def test_a_version_1_sequential_file_still_loads_as_a_sequential(tmp_path):
     model.save(tmp_path / "s.npz")
     again = cnn.load_model(tmp_path / "s.npz")
     assert type(again) is cnn.Sequential and again.get_config()["name"] == model.name
+
+
+def _digit_graph():
+    """A 28x28 digit model with a skip connection, for the commands that take digits."""
+    L = cnn.layers
+    inputs = cnn.Input((28, 28, 1))
+    a = L.Conv2D(4, 3, padding="same", activation="relu", name="a")(inputs)
+    b = L.Conv2D(4, 3, padding="same", activation="relu", name="b")(a)
+    skip = L.Conv2D(4, 1, name="skip")(inputs)  # reads the input, not the layer listed before it
+    x = L.add([b, skip], name="sum")
+    x = L.MaxPooling2D(2, name="pool")(x)
+    outputs = L.Dense(10, activation="softmax", name="classes")(L.Flatten(name="flat")(x))
+    return cnn.Model(inputs, outputs)
+
+
+def test_summary_lists_what_each_layer_reads():
+    lines = []
+    _digit_graph().summary(print_fn=lines.append)
+    assert "Connected to" in lines[2]
+    assert any(line.startswith("sum (Add)") and line.rstrip().endswith("b, skip") for line in lines), lines
+    assert any(line.startswith("skip (Conv2D)") and line.rstrip().endswith("input") for line in lines), lines
+
+
+def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
+    import json
+    import urllib.request
+
+    from cnn.explorer.server import serve_in_thread
+
+    cnn.set_seed(8)
+    model = _digit_graph()
+    srv, url = serve_in_thread(model)
+    try:
+        def call(path, body=None):
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return json.loads(answer.read())
+
+        described = call("/api/model")
+        names = [l["name"] for l in described["layers"]]
+        assert described["layers"][names.index("sum")]["inputs"] == [names.index("b"), names.index("skip")]
+        predicted = call("/api/predict", {"sample": 2})
+        assert [l["name"] for l in predicted["layers"]] == ["a", "b", "skip", "sum", "pool"]
+        e = call("/api/explain", {"input": predicted["input"], "layer": names.index("skip"), "row": 14, "col": 9,
+                                  "channel": 1})
+        assert e["equal"] and e["receptive"]["layer"] == -1  # the skip convolution reads the input itself
+        x = np.asarray(predicted["input"], np.float32)[None, :, :, None] / 255
+        expected = model.trace(x)[names.index("skip")][2][0, 14, 9, 1]
+        assert e["engine"] == pytest.approx(float(expected), abs=1e-6)
+        e = call("/api/explain", {"input": predicted["input"], "layer": names.index("pool"), "row": 3, "col": 4,
+                                  "channel": 0})
+        assert e["equal"] and e["receptive"]["layer"] == names.index("sum")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_feature_map_pictures_of_a_graph(tmp_path):
+    from cnn import plots
+
+    model = _digit_graph()
+    x = np.zeros((1, 28, 28, 1), np.float32)
+    x[0, 8:20, 12:16] = 1
+    plots.feature_maps(model, x, 1, tmp_path / "maps.png")
+    assert (tmp_path / "maps.png").stat().st_size > 5_000

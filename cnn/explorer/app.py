@@ -82,10 +82,11 @@ class Explorer:
 
     def describe(self):
         model = self.snapshot()
+        sources = model.producers()  # which layers each reads (-1: the input): a chain or a graph
         layers = []
         for index, layer in enumerate(model.layers):
             entry = {"index": index, "name": layer.name, "type": type(layer).__name__,
-                     "output_shape": list(layer.output_shape)}
+                     "output_shape": list(layer.output_shape), "inputs": sources[index]}
             if isinstance(layer, Conv2D):
                 entry.update(kernel_size=list(layer.kernel_size), strides=list(layer.strides), padding=layer.padding,
                              dilation_rate=list(layer.dilation_rate), activation=layer.activation)
@@ -117,22 +118,19 @@ class Explorer:
         return mnist_style(*bright_ink(gray / 255, []))  # the same preparation as `cnn predict`
 
     def _forward(self, model, image):
+        """The input, and each layer's call on it: (layer, inputs, output), a chain or a graph."""
         x = (np.asarray(image, dtype=np.float32) / 255).reshape(1, 28, 28, 1)
-        outputs = []
         with self.lock:
-            act = x
-            for layer in model.layers:
-                act = layer.forward(act, training=False)
-                outputs.append(act)
-        return x, outputs
+            calls = model.trace(x.astype(model.dtype, copy=False))
+        return x, calls
 
     def predict(self, body):
         image, notes = self._input(body)
         model = self.snapshot()
-        x, outputs = self._forward(model, image)
-        probs = outputs[-1][0]
+        x, calls = self._forward(model, image)
+        probs = calls[-1][2][0]
         layers = []
-        for index, (layer, out) in enumerate(zip(model.layers, outputs)):
+        for index, (layer, _, out) in enumerate(calls):
             if out.ndim != 4:
                 continue
             maps = out[0].transpose(2, 0, 1)  # channels first, for drawing
@@ -161,9 +159,10 @@ class Explorer:
         oh, ow, channels = layer.output_shape
         row, col = _int(body, "row", 0, oh - 1), _int(body, "col", 0, ow - 1)
         channel = _int(body, "channel", 0, channels - 1)
-        x, outputs = self._forward(model, image)
-        below = x[0] if index == 0 else outputs[index - 1][0]
-        engine = float(outputs[index][0, row, col, channel])
+        x, calls = self._forward(model, image)
+        below = calls[index][1][0][0]  # the tensor that fed this layer (in a graph, not always the layer before)
+        source = model.producers()[index][0]  # its layer's index, -1 for the input
+        engine = float(calls[index][2][0, row, col, channel])
         h, w, cin = below.shape
         if isinstance(layer, Conv2D):
             (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
@@ -174,7 +173,7 @@ class Explorer:
         ys = [row * sh - pt + a * dh for a in range(kh)]
         xs = [col * sw - pl + b * dw for b in range(kw)]
         inside = [[0 <= y < h and 0 <= x_ < w for x_ in xs] for y in ys]
-        receptive = {"layer": index - 1, "rows": [min(ys), max(ys)], "cols": [min(xs), max(xs)],
+        receptive = {"layer": source, "rows": [min(ys), max(ys)], "cols": [min(xs), max(xs)],
                      "height": h, "width": w}
         if isinstance(layer, MaxPooling2D):
             window = np.array([[below[y, x_, channel] if ok else -np.inf for x_, ok in zip(xs, oks)]
