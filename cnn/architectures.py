@@ -6,11 +6,16 @@ code is written (each with its compile settings):
   average pooling, dense 120-84-10, Adam and sparse cross-entropy;
 * ``small_vgg``: two 3x3 conv-BatchNorm-ReLU blocks per stage, max pooling,
   global average pooling and a softmax, for 28x28 or 32x32 images;
-* ``small``: a tiny CNN that trains in seconds, for trying things out.
+* ``small``: a tiny CNN that trains in seconds, for trying things out;
+* ``resnet``: He et al.'s ResNet for small images (depth 6n + 2: three stages
+  of n basic blocks, 16, 32 and 64 filters, the second and third stage
+  halving the size; ResNet-20 is depth 20 on 32x32x3), a functional model with
+  a 1x1 projection shortcut where a stage changes shape; ``resnet8`` is its
+  one-block-a-stage form for 28x28 digits.
 
-``lenet5`` and ``small_vgg`` are written against the Keras API itself:
-``lenet5(api=keras)`` builds the same model in Keras (what the comparisons in
-``benchmarks/`` do).
+``lenet5``, ``small_vgg`` and ``resnet`` are written against the Keras API
+itself: ``lenet5(api=keras)`` builds the same model in Keras (what the
+comparisons in ``benchmarks/`` do), with the same layer names.
 """
 import sys
 
@@ -59,6 +64,46 @@ def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16, a
     return model
 
 
+def resnet(input_shape=(32, 32, 3), classes=10, depth=20, optimizer="adam", api=None):
+    """ResNet for small images (He et al. 2016, section 4.2), depth 6n + 2."""
+    api = _api(api)
+    layers = api.layers
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"a ResNet for small images has depth 6n + 2 (8, 14, 20, 32...), got {depth!r}")
+    blocks = (depth - 2) // 6
+
+    def conv_bn(x, filters, strides, name, relu=True):
+        x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                          kernel_initializer="he_normal", name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
+
+    inputs = api.Input(shape=input_shape)
+    x = conv_bn(inputs, 16, 1, "stem")
+    for stage, filters in enumerate((16, 32, 64)):
+        for block in range(blocks):
+            name = f"stage{stage + 1}_block{block + 1}"
+            strides = 2 if stage > 0 and block == 0 else 1
+            y = conv_bn(x, filters, strides, f"{name}_a")
+            y = conv_bn(y, filters, 1, f"{name}_b", relu=False)
+            if strides != 1 or x.shape[-1] != filters:  # the shape changes: a 1x1 projection (option B)
+                x = layers.Conv2D(filters, 1, strides=strides, use_bias=False, kernel_initializer="he_normal",
+                                  name=f"{name}_projection")(x)
+                x = layers.BatchNormalization(name=f"{name}_projection_bn")(x)
+            x = layers.add([y, x], name=f"{name}_add")
+            x = layers.Activation("relu", name=f"{name}_out")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="classes")(x)
+    model = api.Model(inputs, outputs, name=f"resnet{depth}")
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def resnet8(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None):
+    """The one-block-a-stage ResNet (depth 8) for 28x28 digits."""
+    return resnet(input_shape, classes, depth=8, optimizer=optimizer, api=api)
+
+
 def small(input_shape=(28, 28, 1), classes=10, optimizer="adadelta"):
     from . import layers
 
@@ -82,6 +127,6 @@ def chapter(input_shape=(28, 28, 1), classes=10, optimizer="adadelta"):
     return build_model(optimizer)
 
 
-ARCHITECTURES = {"chapter": chapter, "lenet5": lenet5, "small_vgg": small_vgg, "small": small}
+ARCHITECTURES = {"chapter": chapter, "lenet5": lenet5, "small_vgg": small_vgg, "small": small, "resnet": resnet8}
 # which label form each one's loss takes
-SPARSE_LABELS = {"lenet5", "small_vgg"}
+SPARSE_LABELS = {"lenet5", "small_vgg", "resnet"}

@@ -476,7 +476,7 @@ def build_parser():
 
     p = sub.add_parser("train", help="train a model and save it with its history and curves")
     data_option(p)
-    p.add_argument("--arch", choices=["chapter", "lenet5", "small_vgg", "small"], default="chapter",
+    p.add_argument("--arch", choices=["chapter", "lenet5", "small_vgg", "small", "resnet"], default="chapter",
                    help="architecture (default: chapter; see cnn/architectures.py)")
     p.add_argument("--n-train", type=int, default=1000,
                    help="the first N images of the training file (default 1000, the chapter's)")

@@ -369,3 +369,31 @@ def test_feature_map_pictures_of_a_graph(tmp_path):
     x[0, 8:20, 12:16] = 1
     plots.feature_maps(model, x, 1, tmp_path / "maps.png")
     assert (tmp_path / "maps.png").stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("depth,shape,steps", [(8, (16, 16, 3), 10), (20, (32, 32, 3), 2)])
+def test_the_resnet_architecture_is_kerass_step_by_step(float64, depth, shape, steps):
+    """cnn.architectures.resnet written against the Keras API: the same function
+    builds it in Keras, with Keras's layer order, and in float64 it trains as Keras."""
+    from cnn.architectures import resnet
+
+    keras = float64
+    cnn.set_seed(9)
+    optimizer = {"optimizer": "sgd"}
+    ours, theirs = resnet(shape, 10, depth, api=cnn, **optimizer), resnet(shape, 10, depth, api=keras, **optimizer)
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers][1:]
+    assert ours.count_params() == theirs.count_params()
+    ours.set_weights(theirs.get_weights())
+    rng = np.random.default_rng(10)
+    x, y = rng.standard_normal((8, *shape)), rng.integers(0, 10, 8)
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-10, atol=1e-12)
+    ours.compile(optimizer=cnn.optimizers.SGD(learning_rate=2**-5, momentum=0.875),
+                 loss="sparse_categorical_crossentropy")
+    theirs.compile(optimizer=keras.optimizers.SGD(learning_rate=2**-5, momentum=0.875),
+                   loss="sparse_categorical_crossentropy")
+    for step in range(steps):
+        reference = theirs.train_on_batch(x, y)
+        reference = reference[0] if isinstance(reference, list) else reference
+        assert ours.train_on_batch(x, y)[0] == pytest.approx(float(reference), rel=1e-9), step
+    for got, want in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-11)
