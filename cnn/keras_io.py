@@ -276,6 +276,11 @@ def save_keras(model, path):
     if not model.built:
         raise InputError("cannot export a model that is not built")
     path = Path(path)
+    if getattr(model, "_nodes", None) is not None and path.suffix == ".keras":
+        from .errors import NotInEngineError
+
+        raise NotInEngineError(f"{path}: a functional model is not written as a .keras file yet (its config "
+                               "would need Keras's inbound nodes); save it as .npz, or its weights as .weights.h5")
     weights = _weights_h5_bytes(model)
     if path.name.endswith(".weights.h5"):
         atomic_write_bytes(path, weights)

@@ -181,7 +181,9 @@ def lenet5_table(doc):
         mean, sd = _mean_sd(values)
         lines.append(f"| {label} | {mean:.2f}% | {sd:.2f} | {' / '.join(f'{v:.2f}' for v in values)} "
                      f"| {doc['seconds'][name]:.0f} |")
-    lines += ["", f"{doc['epochs']} epochs; {doc.get('cpu', 'the CPU was not recorded')}."]
+    when = f", {doc['date']}" if doc.get("date") else ""
+    images = f"{doc['train_images']:,} training images, " if doc.get("train_images") else ""
+    lines += ["", f"{images}{doc['epochs']} epochs; {doc.get('cpu', 'the CPU was not recorded')}{when}."]
     return "\n".join(lines)
 
 

@@ -397,3 +397,22 @@ def test_the_resnet_architecture_is_kerass_step_by_step(float64, depth, shape, s
         assert ours.train_on_batch(x, y)[0] == pytest.approx(float(reference), rel=1e-9), step
     for got, want in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("build", [resnet_block, inception])
+def test_a_graphs_weights_move_through_keras_weights_files_both_ways(keras, tmp_path, build):
+    from cnn.keras_io import load_keras_weights, save_keras
+
+    cnn.set_seed(11)
+    ours, theirs = build(cnn), build(keras)
+    x = np.random.default_rng(12).standard_normal((4, 8, 8, 3)).astype(np.float32)
+    save_keras(ours, tmp_path / "ours.weights.h5")
+    theirs.load_weights(tmp_path / "ours.weights.h5")
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    other = build(keras)
+    other.save_weights(tmp_path / "theirs.weights.h5")
+    load_keras_weights(ours, tmp_path / "theirs.weights.h5")
+    np.testing.assert_allclose(ours.predict(x), other.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(NotInEngineError, match="not written as a .keras file yet"):
+        save_keras(ours, tmp_path / "never.keras")
+    assert not (tmp_path / "never.keras").exists()
