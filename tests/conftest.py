@@ -35,3 +35,19 @@ def keras():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def float64(keras):
+    """The engine's and Keras's float64 switches, both restored afterwards."""
+    import cnn
+
+    cnn.set_floatx("float64")
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield keras
+    finally:
+        cnn.set_floatx("float32")
+        keras.config.set_floatx("float32")
+        keras.config.set_dtype_policy("float32")

@@ -22,20 +22,6 @@ def digits():
     return x, y.astype(np.int64), xt, yt.astype(np.int64)
 
 
-@pytest.fixture
-def float64(keras):
-    """The engine's and Keras's float64 switches, both restored afterwards."""
-    cnn.set_floatx("float64")
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        yield keras
-    finally:
-        cnn.set_floatx("float32")
-        keras.config.set_floatx("float32")
-        keras.config.set_dtype_policy("float32")
-
-
 def keras_lenet5(keras):
     """LeNet-5 as a Keras course writes it (tanh, average pooling)."""
     return keras.Sequential([

@@ -12,19 +12,6 @@ from cnn.errors import InputError, NotInEngineError
 from cnn.gradcheck import check_gradients, check_model
 
 
-@pytest.fixture
-def float64(keras):
-    cnn.set_floatx("float64")
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        yield keras
-    finally:
-        cnn.set_floatx("float32")
-        keras.config.set_floatx("float32")
-        keras.config.set_dtype_policy("float32")
-
-
 def resnet_block(api):
     """A ResNet basic block with a projection shortcut, as a course writes it."""
     L = api.layers
