@@ -53,6 +53,11 @@ def call_layer(layer, x):
     if getattr(layer, "_node", None) is not None:
         raise NotInEngineError(f"layer {layer.name!r} is called a second time: shared layers (one layer, two calls, "
                                "its weights shared) are not in this engine yet; make a second layer")
+    owner = layer.__dict__.get("_owner")
+    owner = owner() if owner is not None else None
+    if owner is not None:
+        raise InputError(f"layer {layer.name!r} is already in model {owner.name!r}; make a new one with the same "
+                         "settings: type(layer).from_config(layer.get_config())")
     merging = isinstance(layer, _Merge)
     inputs = list(x) if isinstance(x, (list, tuple)) else [x]
     if merging != isinstance(x, (list, tuple)):

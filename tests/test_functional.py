@@ -187,6 +187,10 @@ def test_what_is_not_there_yet_is_refused_by_name():
         Net()
     with pytest.raises(InputError, match="part of a graph"):
         cnn.Sequential([conv])
+    in_a_sequential = cnn.layers.Dense(2)
+    holder = cnn.Sequential([cnn.Input((3,)), in_a_sequential])  # noqa: F841 - alive: it owns the layer
+    with pytest.raises(InputError, match="already in model 'sequential'"):
+        in_a_sequential(cnn.Input((3,)))
     with pytest.raises(InputError, match="takes a list of tensors"):
         L.Add()(x)
     assert cnn.Input((28, 28, 1)).shape == (None, 28, 28, 1)  # as keras.Input
