@@ -290,14 +290,47 @@ class Sequential:
         """Each metric summed over the batch's samples (averaged over the epoch later)."""
         return [fn(probs, y) for fn in self._metric_fns]
 
-    def train_on_batch(self, x, y):
-        """One optimizer step on one batch. Returns (loss, [metric sums over the batch])."""
+    def _train_step(self, x, y):
+        """One optimizer step on one checked batch: (loss, [metric sums over the batch])."""
         probs = self._forward(x, training=True)
         loss = self._loss(probs, y)
         self._backward()
         loss += self._regularization(with_gradients=True)
         self.optimizer.step(self.layers)
         return loss, self._metric_sums(probs, y)
+
+    def _batch_result(self, loss, sums, n, return_dict):
+        """What Keras 3's train_on_batch / test_on_batch return: the loss alone when
+        there are no metrics, else [loss, each metric], or a dict with return_dict."""
+        values = {"loss": float(loss), **{m: float(v) / n for m, v in zip(self.metrics, sums)}}
+        if return_dict:
+            return values
+        return values["loss"] if not self.metrics else list(values.values())
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch, as Keras 3's: the batch's loss (a float)
+        when the model has no metrics, else ``[loss, metric, ...]`` (the metrics of
+        this batch alone), or a dict of them with ``return_dict``."""
+        for arg, value in (("sample_weight", sample_weight), ("class_weight", class_weight)):
+            if value is not None:
+                raise InputError(f"train_on_batch: {arg}= is not supported by this engine")
+        self._check_ready()
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        loss, sums = self._train_step(x, y)
+        return self._batch_result(loss, sums, x.shape[0], return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """The loss and metrics of one batch at inference (weights unchanged), as
+        Keras 3's ``test_on_batch`` returns them."""
+        if sample_weight is not None:
+            raise InputError("test_on_batch: sample_weight= is not supported by this engine")
+        self._check_ready()
+        x = self._check_x(x)
+        y = self._check_y(y, x.shape[0])
+        probs = self._forward(x, training=False)
+        loss = self._loss(probs, y) + self._regularization(with_gradients=False)
+        return self._batch_result(loss, self._metric_sums(probs, y), x.shape[0], return_dict)
 
     def compute_gradients(self, x, y, training=True):
         """The loss of one batch and its gradient with respect to every
@@ -414,7 +447,7 @@ class Sequential:
                 for cb in callbacks:
                     cb.on_batch_begin(batch)
                 idx = order[start:start + batch_size]
-                loss, sums = self.train_on_batch(x[idx], y[idx])
+                loss, sums = self._train_step(x[idx], y[idx])
                 self._check_finite(loss, epoch, batch)
                 loss_sum += loss * len(idx)
                 metric_sums = [a + b for a, b in zip(metric_sums, sums)]

@@ -80,7 +80,7 @@ def train_both(ours, theirs, x, y, steps, batch=32):
     curve, reference = [], []
     for step in range(steps):
         xb, yb = x[step * batch:(step + 1) * batch], y[step * batch:(step + 1) * batch]
-        curve.append(ours.train_on_batch(xb, yb)[0])
+        curve.append(ours.train_on_batch(xb, yb, return_dict=True)["loss"])
         reference.append(float(theirs.train_on_batch(xb, yb, return_dict=True)["loss"]))
     return np.array(curve), np.array(reference)
 

@@ -71,7 +71,7 @@ def test_a_graph_follows_keras_step_by_step_in_float64(float64, build):
                    loss="categorical_crossentropy")
     for step in range(20):
         batch = slice(8 * (step % 2), 8 * (step % 2) + 8)
-        mine = ours.train_on_batch(x[batch], y[batch])[0]
+        mine = ours.train_on_batch(x[batch], y[batch])  # no metrics: the loss, a float, as Keras
         reference = float(theirs.train_on_batch(x[batch], y[batch]))
         assert mine == pytest.approx(reference, rel=1e-9), step
     for got, want, weight in zip(ours.get_weights(), theirs.get_weights(), theirs.weights):
@@ -385,7 +385,7 @@ def test_the_resnet_architecture_is_kerass_step_by_step(float64, depth, shape, s
     for step in range(steps):
         reference = theirs.train_on_batch(x, y)
         reference = reference[0] if isinstance(reference, list) else reference
-        assert ours.train_on_batch(x, y)[0] == pytest.approx(float(reference), rel=1e-9), step
+        assert ours.train_on_batch(x, y) == pytest.approx(float(reference), rel=1e-9), step
     for got, want in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-11)
 
@@ -407,3 +407,30 @@ def test_a_graphs_weights_move_through_keras_weights_files_both_ways(keras, tmp_
     with pytest.raises(NotInEngineError, match="not written as a .keras file yet"):
         save_keras(ours, tmp_path / "never.keras")
     assert not (tmp_path / "never.keras").exists()
+
+
+def test_train_and_test_on_batch_return_what_keras_returns(keras):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    y = np.eye(2, dtype=np.float32)[np.arange(8) % 2]
+    returned = {}
+    for api in (cnn, keras):
+        bare = api.Sequential([api.Input((3,)), api.layers.Dense(2, activation="softmax")])
+        bare.compile(optimizer="sgd", loss="categorical_crossentropy")
+        measured = api.Sequential([api.Input((3,)), api.layers.Dense(2, activation="softmax")])
+        measured.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+        returned[api.__name__] = (bare.train_on_batch(x, y), measured.train_on_batch(x, y),
+                                  measured.train_on_batch(x, y, return_dict=True), bare.test_on_batch(x, y),
+                                  measured.test_on_batch(x, y, return_dict=True))
+    ours, theirs = returned["cnn"], returned["keras"]
+    assert isinstance(ours[0], float) and isinstance(theirs[0], float)  # no metrics: the loss alone
+    assert isinstance(ours[1], list) and len(ours[1]) == len(theirs[1]) == 2  # [loss, accuracy]
+    assert set(ours[2]) == set(theirs[2]) == {"loss", "accuracy"}
+    assert isinstance(ours[3], float) and set(ours[4]) == set(theirs[4])
+    model = cnn.Sequential([cnn.Input((3,)), cnn.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=cnn.optimizers.SGD(learning_rate=0.0), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    (loss, accuracy), evaluated = model.train_on_batch(x, y), model.evaluate(x, y)
+    assert loss == pytest.approx(evaluated[0]) and accuracy == pytest.approx(evaluated[1])  # this batch's figures
+    with pytest.raises(InputError, match="sample_weight"):
+        model.train_on_batch(x, y, sample_weight=np.ones(8))
