@@ -322,10 +322,5 @@ def load_mnist(directory=None, n_train=None, n_test=None):
     (x_train, y_train), (x_test, y_test)
         x float32 (n, 28, 28, 1) scaled to [0, 1]; y uint8 labels (n,).
     """
-    return (to_model_input_pair(_raw_split(directory, "train", n_train, "n_train")),
-            to_model_input_pair(_raw_split(directory, "test", n_test, "n_test")))
-
-
-def to_model_input_pair(split):
-    images, labels = split
-    return to_model_input(images), labels
+    return (load_mnist_split(directory, "train", n_train, "n_train"),
+            load_mnist_split(directory, "test", n_test, "n_test"))

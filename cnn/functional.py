@@ -53,8 +53,7 @@ def call_layer(layer, x):
     if getattr(layer, "_node", None) is not None:
         raise NotInEngineError(f"layer {layer.name!r} is called a second time: shared layers (one layer, two calls, "
                                "its weights shared) are not in this engine yet; make a second layer")
-    owner = layer.__dict__.get("_owner")
-    owner = owner() if owner is not None else None
+    owner = layer._owning_model()
     if owner is not None:
         raise InputError(f"layer {layer.name!r} is already in model {owner.name!r}; make a new one with the same "
                          "settings: type(layer).from_config(layer.get_config())")
@@ -201,32 +200,28 @@ class Model(Sequential):
             raise InputError(f"model {self.name!r} takes samples of shape {self.input_shape}, "
                              f"not {tuple(input_shape)}")
 
-    def _forward(self, x, training):
+    def _calls(self, x, training):
+        """Run the nodes in order on ``x``: yields each layer, the arrays it read and the one it made."""
         from .layers.merging import _Merge
 
         values = {id(self.input): x}
         for node in self._nodes:
             ins = [values[id(t)] for t in node.inputs]
-            values[id(node.output)] = node.layer.forward(ins if isinstance(node.layer, _Merge) else ins[0],
-                                                         training=training)
-        return values[id(self.output)]
+            out = node.layer.forward(ins if isinstance(node.layer, _Merge) else ins[0], training=training)
+            values[id(node.output)] = out
+            yield node.layer, ins, out
+
+    def _forward(self, x, training):
+        for _, _, out in self._calls(x, training):
+            pass
+        return out
 
     def _connections(self):
-        names = {id(node.output): node.layer.name for node in self._nodes}
-        return [", ".join(names.get(id(t), "input") for t in node.inputs) for node in self._nodes]
+        return [", ".join(self.layers[j].name if j >= 0 else "input" for j in sources) for sources in self.producers()]
 
     def trace(self, x, training=False):
         """Every layer's call on one batch, in ``layers`` order: ``(layer, inputs, output)``."""
-        from .layers.merging import _Merge
-
-        x = self._check_x(np.asarray(x))
-        values, calls = {id(self.input): x}, []
-        for node in self._nodes:
-            ins = [values[id(t)] for t in node.inputs]
-            out = node.layer.forward(ins if isinstance(node.layer, _Merge) else ins[0], training=training)
-            values[id(node.output)] = out
-            calls.append((node.layer, ins, out))
-        return calls
+        return list(self._calls(self._check_x(np.asarray(x)), training))
 
     def producers(self):
         """For each layer, the indices in ``layers`` of the layers it reads (-1: the input)."""
@@ -234,8 +229,6 @@ class Model(Sequential):
         return [[index.get(id(t), -1) for t in node.inputs] for node in self._nodes]
 
     def _backward(self):
-        from .layers.merging import _Merge
-
         pending = {}
         nodes = self._nodes
         if self._fused:  # the output layer's softmax meets the cross-entropy: (p - y) / n from the logits

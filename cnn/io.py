@@ -149,11 +149,8 @@ def model_config(model):
     for i, layer in enumerate(model.layers):
         if getattr(layer, "rng", None) is not None:
             generators[f"layer_{i}"] = layer.rng.bit_generator.state
-    graph = getattr(model, "_nodes", None)
-    inbound = None
-    if graph is not None:  # each layer's inputs, as indices of earlier layers (-1: the model's input)
-        index = {id(node.output): i for i, node in enumerate(graph)}
-        inbound = [[-1 if t is model.input else index[id(t)] for t in node.inputs] for node in graph]
+    # a graph: each layer's inputs, as indices of earlier layers (-1: the model's input)
+    inbound = model.producers() if getattr(model, "_nodes", None) is not None else None
     return {
         "format": FORMAT,
         "version": VERSION if inbound is None else GRAPH_VERSION,

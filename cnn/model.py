@@ -110,8 +110,7 @@ class Sequential:
         if getattr(layer, "_node", None) is not None:
             raise InputError(f"layer {layer.name!r} was called on a symbolic tensor (it is part of a graph): "
                              "a Sequential takes layers of its own")
-        owner = layer.__dict__.get("_owner")
-        owner = owner() if owner is not None else None
+        owner = layer._owning_model()
         if owner is not None and owner is not self:
             raise InputError(
                 f"layer {layer.name!r} is already in model {owner.name!r}: a layer keeps the values of its last "

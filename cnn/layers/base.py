@@ -183,6 +183,12 @@ class Layer:
         # and Conv2D then skips computing it (Sequential sets this)
         self.needs_input_gradient = True
 
+    def _owning_model(self):
+        """The live model this layer belongs to (Sequential.add and a graph's
+        Model set ``_owner``, a weak reference), or None."""
+        owner = self.__dict__.get("_owner")
+        return owner() if owner is not None else None
+
     # ---------------------------------------------------------- weights
     def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None):
         """Declare a weight: create it from ``initializer`` and record it, in order.
