@@ -19,12 +19,21 @@ Which core runs which chunk never changes a result: every output value is
 computed by exactly one chunk, and where chunks' shares are added up (a
 convolution's weight and bias gradients) the runs of chunks are fixed by the
 data's shape, never by the number of cores, and added in order afterwards.
+
+BLAS is held to one thread also when a call runs in the caller's thread
+alone (one chunk, or one worker): some OpenBLAS builds round a product on two
+threads differently from the same product on one (seen with OpenBLAS 0.3.31's
+Haswell kernels on an AMD EPYC, for a (86528, 9) x (9, 32) product as for
+larger ones), and a result must not depend on whether another thread held
+the limit at that moment. Setting and restoring the limit costs about a
+microsecond (threadpoolctl, measured on that machine).
 """
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 
@@ -48,6 +57,43 @@ _blas_holders = 0     # calls of run_chunks (in any thread) holding BLAS to one 
 _blas_limiter = None  # what restores BLAS's own thread count when the last one is done
 
 
+def _free_blas_control():
+    """threadpoolctl 3.8 lets one thread alone (the first that set a limit, the
+    main thread as a rule) change OpenBLAS's process-wide thread count, and
+    ignores the others without a word: the limit a pool thread or a user's
+    thread set did nothing, and results then depended on which thread ran
+    first. The count here is process-wide and kept under ``_lock``, so each
+    change frees the control before and after (older threadpoolctl has no
+    such control, and nothing to free)."""
+    controller = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
+def _hold_blas():
+    """Hold BLAS to one thread (the first holder in the process sets the limit)."""
+    global _blas, _blas_holders, _blas_limiter
+    if _blas is None:
+        _blas = ThreadpoolController()
+    if _blas_holders == 0:
+        _free_blas_control()
+        _blas_limiter = _blas.limit(limits=1, user_api="blas")
+        _free_blas_control()
+    _blas_holders += 1
+
+
+def _let_go_blas():
+    """The last holder restores what BLAS had."""
+    global _blas_holders, _blas_limiter
+    _blas_holders -= 1
+    if _blas_holders == 0:
+        _free_blas_control()
+        _blas_limiter.restore_original_limits()
+        _free_blas_control()
+        _blas_limiter = None
+
+
 def _acquire():
     """The shared thread pool (made anew in a forked child, whose copy has no
     threads) and the worker count, taken together under the lock, and BLAS
@@ -55,28 +101,20 @@ def _acquire():
     last one restores what BLAS had, so two threads running chunks at once
     can neither leave BLAS at one thread for good nor let it run N threads
     while chunks run."""
-    global _pool, _pool_pid, _blas, _blas_holders, _blas_limiter
+    global _pool, _pool_pid
     with _lock:
         if _pool is None or _pool_pid != os.getpid():
             _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cnn-kernel")
             _pool_pid = os.getpid()
             _pool_users[_pool] = 0
-        if _blas is None:
-            _blas = ThreadpoolController()
-        if _blas_holders == 0:
-            _blas_limiter = _blas.limit(limits=1, user_api="blas")
-        _blas_holders += 1
+        _hold_blas()
         _pool_users[_pool] = _pool_users.get(_pool, 0) + 1
         return _pool, WORKERS
 
 
 def _release(pool):
-    global _blas_holders, _blas_limiter
     with _lock:
-        _blas_holders -= 1
-        if _blas_holders == 0:
-            _blas_limiter.restore_original_limits()
-            _blas_limiter = None
+        _let_go_blas()
         _pool_users[pool] -= 1
         done = pool in _retired and _pool_users[pool] == 0
         if done:
@@ -124,8 +162,15 @@ def run_chunks(work, chunks):
     """
     with _lock:
         workers = WORKERS
-    if workers == 1 or len(chunks) == 1:
-        work(chunks)
+        inline = workers == 1 or len(chunks) == 1
+        if inline:  # in this thread, BLAS on one thread all the same (see above)
+            _hold_blas()
+    if inline:
+        try:
+            work(chunks)
+        finally:
+            with _lock:
+                _let_go_blas()
         return
     pool, workers = _acquire()
     try:

@@ -221,3 +221,24 @@ def test_the_engines_errors_are_its_own():
     with pytest.raises(InputError, match="seed must be"):
         cnn.set_seed("x")
     assert issubclass(ExplainError, CNNError) and issubclass(ExplainError, ValueError)
+
+
+def test_a_result_does_not_depend_on_the_number_of_workers(digits):
+    """One worker runs every call in the caller's thread, two share calls out in
+    chunks; BLAS is on one thread either way, as some OpenBLAS builds round a
+    product on two threads otherwise (OpenBLAS 0.3.31's Haswell kernels did)."""
+    x, y = digits
+    saved = parallel.WORKERS
+    results = []
+    try:
+        for count in (1, 2, 1):
+            parallel.set_workers(count)
+            model = _built(6)
+            _train(model, x[:256], y[:256])
+            results.append((model.predict(x, batch_size=100), model.get_weights()))
+    finally:
+        parallel.set_workers(saved)
+    for predictions, weights in results[1:]:
+        np.testing.assert_array_equal(predictions, results[0][0])
+        for got, want in zip(weights, results[0][1]):
+            np.testing.assert_array_equal(got, want)
