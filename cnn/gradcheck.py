@@ -412,9 +412,16 @@ def check_model(model, x, y, training=True, eps=DEFAULT_EPS, atol=DEFAULT_ATOL, 
     for layer in model.layers:
         for name in layer.params:
             layer.params[name] = layer.params[name].astype(np.float64)
-    x = np.array(x, dtype=np.float64)
+    from .model import _count
+
+    if isinstance(x, dict):  # a graph's inputs by name
+        x = {key: np.array(value, dtype=np.float64) for key, value in x.items()}
+    elif isinstance(x, (list, tuple)):
+        x = [np.array(value, dtype=np.float64) for value in x]
+    else:
+        x = np.array(x, dtype=np.float64)
     x = model._check_x(x)
-    y = model._check_y(np.asarray(y), x.shape[0])
+    y = model._check_y(y if isinstance(y, (list, tuple, dict)) else np.asarray(y), _count(x))
     states = [copy.deepcopy(layer.rng) for layer in model.layers]
     moving = [{n: v.copy() for n, v in layer.params.items() if n not in layer.trainable_names} for layer in model.layers]
     owners = [(layer, name) for layer in model.layers for name in layer.trainable_names]
@@ -429,8 +436,9 @@ def check_model(model, x, y, training=True, eps=DEFAULT_EPS, atol=DEFAULT_ATOL, 
         return model._loss(probs, y) + model._regularization(with_gradients=False)
 
     def backward(dout):
-        for layer in model.layers:
-            layer.needs_input_gradient = layer is not model.layers[0]
+        if getattr(model, "_nodes", None) is None:  # a Sequential: every layer but the first passes a gradient on
+            for layer in model.layers:
+                layer.needs_input_gradient = layer is not model.layers[0]
         model._backward()
         model._regularization(with_gradients=True)
         return tuple(layer.grads[name] * float(dout) for layer, name in owners)

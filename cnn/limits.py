@@ -25,6 +25,7 @@ MAX_DEFLATE_RATIO = 1100
 MAX_CONFIG_BYTES = 1 << 20          # a model's JSON configuration
 MAX_CONFIG_DEPTH = 50               # nesting of that JSON (deeper: refused, never a RecursionError)
 MAX_LAYERS = 10_000                 # layers a model file may list
+MAX_NODES = 10_000                  # layer calls (and inputs, outputs) a graph in a file may have
 MAX_WEIGHT_BYTES = 8 << 30          # weights a model file may ask for, in all
 MAX_IMAGE_PIXELS = 1 << 26          # an image to predict (64 megapixels; Pillow's own bomb check is lower)
 MAX_IMAGE_FILE_BYTES = 256 << 20    # an image file

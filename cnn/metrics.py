@@ -32,9 +32,23 @@ def binary_accuracy(y_pred, y_true, threshold=0.5):
     return float(right.reshape(right.shape[0], -1).mean(axis=1).sum())
 
 
+def mean_absolute_error(y_pred, y_true):
+    """|prediction - target| averaged over each sample's values, summed over samples
+    (Keras averages over the last axis, then over everything else: the same mean)."""
+    error = np.abs(y_pred - y_true)
+    return float(error.reshape(error.shape[0], -1).mean(axis=1).sum())
+
+
+def mean_squared_error(y_pred, y_true):
+    error = np.square(y_pred - y_true)
+    return float(error.reshape(error.shape[0], -1).mean(axis=1).sum())
+
+
 NAMED = {"categorical_accuracy": categorical_accuracy,
          "sparse_categorical_accuracy": sparse_categorical_accuracy,
-         "binary_accuracy": binary_accuracy}
+         "binary_accuracy": binary_accuracy,
+         "mae": mean_absolute_error, "mean_absolute_error": mean_absolute_error,
+         "mse": mean_squared_error, "mean_squared_error": mean_squared_error}
 
 
 def get(name, loss):

@@ -23,6 +23,7 @@ from .errors import InputError, TrainingDivergedError
 from .layers import Conv2D, InputLayer, Layer, MaxPooling2D
 from .layers.base import check_name
 from .random import new_generator
+from .tensors import KerasTensor
 
 
 def _snake(name):
@@ -42,6 +43,51 @@ def _positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{what} must be an int >= 1, got {value!r}")
     return int(value)
+
+
+def _count(data):
+    """The number of samples in an array, or in a list of arrays (one per input or output)."""
+    return (data[0] if isinstance(data, list) else data).shape[0]
+
+
+def _take(data, index):
+    """The samples at ``index`` (a slice or indices) of an array or of each array of a list."""
+    return [d[index] for d in data] if isinstance(data, list) else data[index]
+
+
+def _logs(loss, names, values):
+    """A log dict as Keras 3 on TensorFlow hands it to callbacks and History: keys sorted."""
+    return dict(sorted({"loss": loss, **dict(zip(names, values))}.items()))
+
+
+def _check_float_array(x, what):
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{what} must be a NumPy array, got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = " (scale raw pixels first: x.astype('float32') / 255)" if x.dtype == np.uint8 else ""
+        raise InputError(f"{what} must be {float_dtype()}, got dtype {x.dtype}{hint}")
+    if x.ndim == 0 or x.size == 0:
+        raise InputError(f"{what} is empty (shape {x.shape})")
+
+
+def _checked_samples(x, shape, dtype, what):
+    """``x`` as a batch of samples of ``shape`` in ``dtype``, or an InputError naming the problem."""
+    _check_float_array(x, what)
+    if x.shape[1:] != tuple(shape):
+        raise InputError(f"{what} must have shape (n, {', '.join(map(str, shape))}) (rank {len(shape) + 1}), "
+                         f"got {x.shape}")
+    x = x.astype(dtype, copy=False)
+    if not np.isfinite(x).all():
+        raise InputError(f"{what} contains NaN or Inf")
+    return x
+
+
+def _checked_targets(loss, y, n, output_shape, dtype, what):
+    """``y`` as ``loss`` reads it for ``n`` outputs of ``output_shape``."""
+    if not isinstance(y, np.ndarray):
+        raise InputError(f"{what} must be a NumPy array, got {type(y).__name__}")
+    y = loss.check_targets(y, n, output_shape, what) if hasattr(loss, "check_targets") else y
+    return y if y.dtype.kind in "iu" else y.astype(dtype, copy=False)
 
 
 def _pool_over_conv(layer, below):
@@ -94,6 +140,7 @@ class Sequential:
         self.rng = new_generator()  # shuffles the batches of each epoch
         self._name_counts, self._names = {}, set()  # linear-time default names
         self._input_from_input_layer = None
+        self.inputs = []  # the symbolic input, once built
         for layer in layers or []:
             self.add(layer)
 
@@ -107,7 +154,7 @@ class Sequential:
             return
         if not isinstance(layer, Layer):
             raise InputError(f"Sequential.add takes a layer, got {type(layer).__name__}")
-        if getattr(layer, "_node", None) is not None:
+        if any(not node.chain for node in getattr(layer, "_nodes", ())):
             raise InputError(f"layer {layer.name!r} was called on a symbolic tensor (it is part of a graph): "
                              "a Sequential takes layers of its own")
         owner = layer._owning_model()
@@ -135,6 +182,7 @@ class Sequential:
             self.build(first_shape)
         elif self.built:
             layer.build(self.layers[-2].output_shape)
+            self._link(layer, self.layers[-2].output)
         if len(self.layers) == 1:
             layer.needs_input_gradient = False
 
@@ -146,6 +194,42 @@ class Sequential:
             shape = layer.build(shape)
         self.layers[0].needs_input_gradient = False  # its input is the data
         self.built = True
+        # the symbolic tensors Keras gives a built Sequential: model.input, model.output and each
+        # layer's .input / .output, so that cnn.Model(model.input, model.get_layer(name).output)
+        # makes a feature extractor over the same layers
+        tensor = KerasTensor(self.input_shape, name="input_layer")
+        self.inputs = [tensor]
+        for layer in self.layers:
+            layer.__dict__.pop("_nodes", None)
+            tensor = self._link(layer, tensor)
+
+    def _link(self, layer, tensor):
+        """Record ``layer`` as called on ``tensor`` in the model's chain; its output tensor."""
+        from .functional import Node
+
+        output = KerasTensor(layer.output_shape)
+        output._node = Node(layer, [tensor], output, chain=True)
+        layer._nodes = [output._node]
+        layer.input, layer.output = tensor, output
+        return output
+
+    @property
+    def input(self):
+        """The symbolic tensor the model starts from (a built model's), as Keras's ``model.input``."""
+        if not self.built:
+            raise InputError(f"model {self.name!r} is not built yet, so it has no input: give the first layer "
+                             "an input shape, start with cnn.Input(shape), or call build()")
+        return self.inputs[0]
+
+    @property
+    def output(self):
+        if not self.built:
+            raise InputError(f"model {self.name!r} is not built yet, so it has no output")
+        return self.layers[-1].output
+
+    @property
+    def outputs(self):
+        return [self.output]
 
     def weight_bytes(self, input_shape):
         """Bytes of weights (in floatx) the layers need for ``input_shape``, computed
@@ -177,7 +261,6 @@ class Sequential:
         ``weighted_metrics``. Another value is refused by name.
         """
         for arg, value, default, why in (
-                ("loss_weights", loss_weights, None, "one output, one loss"),
                 ("weighted_metrics", weighted_metrics, None, "no sample weights"),
                 ("steps_per_execution", steps_per_execution, 1, "each batch is one Python step"),
                 ("run_eagerly", run_eagerly, False, "every step already runs as Python calls the kernels"),
@@ -188,13 +271,30 @@ class Sequential:
                                  f"leave it at {default!r}")
         if loss is None:
             raise InputError("compile needs a loss, e.g. loss='categorical_crossentropy'")
-        self.loss = losses_module.get(loss)
+        self._set_losses(loss, metrics, loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
         self.optimizer._bind(self)
+
+    def _set_losses(self, loss, metrics, loss_weights):
+        """The loss, its weight and the metrics of the one output (a graph with
+        several outputs sets one of each per output)."""
+        if loss_weights is not None and not (isinstance(loss_weights, (int, float)) and loss_weights == 1
+                                             and not isinstance(loss_weights, bool)):
+            raise InputError(f"compile: loss_weights={loss_weights!r} is not supported for a model with one "
+                             "output (it only scales the loss); leave it at None")
+        self.loss = losses_module.get(loss)
         if isinstance(metrics, str):
             raise InputError(f"metrics must be a list, e.g. metrics=[{metrics!r}]")
+        if isinstance(metrics, dict):
+            raise InputError("compile: metrics as a dict is for a model with several outputs; give a list")
         self.metrics = list(metrics or [])
         self._metric_fns = [metrics_module.get(m, self.loss) for m in self.metrics]
+
+    @property
+    def _log_names(self):
+        """The names of what fit logs besides the loss, in the order evaluate
+        returns them (Keras's: the compiled metrics in order)."""
+        return list(self.metrics)
 
     @property
     def _fused(self):
@@ -211,26 +311,12 @@ class Sequential:
 
     # ------------------------------------------------------------ checks
     def _check_x(self, x, what="x"):
-        if not isinstance(x, np.ndarray):
-            raise InputError(f"{what} must be a NumPy array, got {type(x).__name__}")
-        if not np.issubdtype(x.dtype, np.floating):
-            hint = " (scale raw pixels first: x.astype('float32') / 255)" if x.dtype == np.uint8 else ""
-            raise InputError(f"{what} must be {float_dtype()}, got dtype {x.dtype}{hint}")
-        if x.ndim == 0 or x.size == 0:
-            raise InputError(f"{what} is empty (shape {x.shape})")
+        _check_float_array(x, what)
         if not self.built:
             if not self.layers:
                 raise InputError("the model has no layers")
             self.build(x.shape[1:])
-        if x.shape[1:] != self.input_shape:
-            raise InputError(
-                f"{what} must have shape (n, {', '.join(map(str, self.input_shape))}) "
-                f"(rank {len(self.input_shape) + 1}), got {x.shape}"
-            )
-        x = x.astype(self.dtype, copy=False)
-        if not np.isfinite(x).all():
-            raise InputError(f"{what} contains NaN or Inf")
-        return x
+        return _checked_samples(x, self.input_shape, self.dtype, what)
 
     @property
     def dtype(self):
@@ -241,10 +327,7 @@ class Sequential:
         return float_dtype()
 
     def _check_y(self, y, n, what="y"):
-        if not isinstance(y, np.ndarray):
-            raise InputError(f"{what} must be a NumPy array, got {type(y).__name__}")
-        y = self.loss.check_targets(y, n, self.output_shape, what) if hasattr(self.loss, "check_targets") else y
-        return y if y.dtype.kind in "iu" else y.astype(self.dtype, copy=False)
+        return _checked_targets(self.loss, y, n, self.output_shape, self.dtype, what)
 
     def _check_ready(self):
         if self.loss is None:
@@ -301,10 +384,11 @@ class Sequential:
     def _batch_result(self, loss, sums, n, return_dict):
         """What Keras 3's train_on_batch / test_on_batch return: the loss alone when
         there are no metrics, else [loss, each metric], or a dict with return_dict."""
-        values = {"loss": float(loss), **{m: float(v) / n for m, v in zip(self.metrics, sums)}}
+        names = self._log_names
+        means = [float(v) / n for v in sums]
         if return_dict:
-            return values
-        return values["loss"] if not self.metrics else list(values.values())
+            return _logs(float(loss), names, means)
+        return float(loss) if not names else [float(loss), *means]
 
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch, as Keras 3's: the batch's loss (a float)
@@ -315,9 +399,9 @@ class Sequential:
                 raise InputError(f"train_on_batch: {arg}= is not supported by this engine")
         self._check_ready()
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, _count(x))
         loss, sums = self._train_step(x, y)
-        return self._batch_result(loss, sums, x.shape[0], return_dict)
+        return self._batch_result(loss, sums, _count(x), return_dict)
 
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """The loss and metrics of one batch at inference (weights unchanged), as
@@ -326,10 +410,10 @@ class Sequential:
             raise InputError("test_on_batch: sample_weight= is not supported by this engine")
         self._check_ready()
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, _count(x))
         probs = self._forward(x, training=False)
         loss = self._loss(probs, y) + self._regularization(with_gradients=False)
-        return self._batch_result(loss, self._metric_sums(probs, y), x.shape[0], return_dict)
+        return self._batch_result(loss, self._metric_sums(probs, y), _count(x), return_dict)
 
     def compute_gradients(self, x, y, training=True):
         """The loss of one batch and its gradient with respect to every
@@ -344,7 +428,7 @@ class Sequential:
         """
         self._check_ready()
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, _count(x))
         saved = [layer.needs_input_gradient for layer in self.layers]
         probs = self._forward(x, training=training)
         loss = self._loss(probs, y)
@@ -399,7 +483,7 @@ class Sequential:
             raise InputError(f"fit: validation_freq={validation_freq!r} is not supported (only 1)")
         self._check_ready()
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, _count(x))
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise InputError(f"epochs must be an int >= 0, got {epochs!r}")
@@ -414,13 +498,14 @@ class Sequential:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise InputError("validation_data must be a pair (x_val, y_val)")
             x_val = self._check_x(validation_data[0], "validation x")
-            y_val = self._check_y(validation_data[1], x_val.shape[0], "validation y")
+            y_val = self._check_y(validation_data[1], _count(x_val), "validation y")
         elif validation_split:
-            split_at = int(np.floor(x.shape[0] * (1.0 - validation_split)))
-            if split_at == 0 or split_at == x.shape[0]:
+            split_at = int(np.floor(_count(x) * (1.0 - validation_split)))
+            if split_at == 0 or split_at == _count(x):
                 raise InputError(f"validation_split={validation_split} leaves no samples for "
-                                 f"{'training' if split_at == 0 else 'validation'} out of {x.shape[0]}")
-            x, x_val, y, y_val = x[:split_at], x[split_at:], y[:split_at], y[split_at:]
+                                 f"{'training' if split_at == 0 else 'validation'} out of {_count(x)}")
+            train, held_out = slice(None, split_at), slice(split_at, None)
+            x, x_val, y, y_val = _take(x, train), _take(x, held_out), _take(y, train), _take(y, held_out)
         validating = validation_data is not None or bool(validation_split)
         verbose = 1 if verbose == "auto" else verbose
         # Keras's order: the progress bar first, the user's callbacks, History last (so it
@@ -429,34 +514,35 @@ class Sequential:
         # as Keras: a bar only where one can be drawn (tqdm draws on standard error, so a terminal
         # there); into a pipe or a log file, one line per epoch
         bar = verbose == 1 and _is_terminal(sys.stderr)
-        progress = [ProgressBar(bar=bar, epochs=epochs, steps=-(-x.shape[0] // batch_size))] if verbose else []
+        progress = [ProgressBar(bar=bar, epochs=epochs, steps=-(-_count(x) // batch_size))] if verbose else []
         callbacks = [*progress, *(callbacks or []), history]
         for cb in callbacks:
             cb.set_model(self)
         self.stop_training = False
         for cb in callbacks:
             cb.on_train_begin()
-        n = x.shape[0]
+        n, names = _count(x), self._log_names
         for epoch in range(initial_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             order = self.rng.permutation(n) if shuffle else np.arange(n)
-            loss_sum, metric_sums = 0.0, [0.0] * len(self.metrics)
+            loss_sum, metric_sums = 0.0, [0.0] * len(names)
             for batch, start in enumerate(range(0, n, batch_size)):
                 for cb in callbacks:
                     cb.on_batch_begin(batch)
                 idx = order[start:start + batch_size]
-                loss, sums = self._train_step(x[idx], y[idx])
+                loss, sums = self._train_step(_take(x, idx), _take(y, idx))
                 self._check_finite(loss, epoch, batch)
                 loss_sum += loss * len(idx)
                 metric_sums = [a + b for a, b in zip(metric_sums, sums)]
-                batch_logs = {"loss": loss, **{m: v / len(idx) for m, v in zip(self.metrics, sums)}}
+                batch_logs = _logs(loss, names, [v / len(idx) for v in sums])
                 for cb in callbacks:
                     cb.on_batch_end(batch, batch_logs)
-            logs = {"loss": loss_sum / n, **{m: v / n for m, v in zip(self.metrics, metric_sums)}}
+            logs = {"loss": loss_sum / n, **{m: v / n for m, v in zip(names, metric_sums)}}
             if validating:
                 values = self._evaluate_checked(x_val, y_val, validation_batch_size or batch_size)
-                logs.update({"val_" + name: v for name, v in zip(["loss", *self.metrics], values)})
+                logs.update({"val_" + name: v for name, v in zip(["loss", *names], values)})
+            logs = dict(sorted(logs.items()))  # as Keras 3 on TensorFlow hands them over
             self.completed_epochs = epoch + 1
             for cb in callbacks:
                 cb.on_epoch_end(epoch, logs)
@@ -485,30 +571,34 @@ class Sequential:
         ``[loss]`` without metrics; a dict with ``return_dict``)."""
         self._check_ready()
         x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        y = self._check_y(y, _count(x))
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
         values = self._evaluate_checked(x, y, batch_size)
-        names = ["loss", *self.metrics]
+        names = ["loss", *self._log_names]
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(names, values)))
-        return dict(zip(names, values)) if return_dict else values
+        return dict(sorted(zip(names, values))) if return_dict else values
 
     def _evaluate_checked(self, x, y, batch_size):
-        loss_sum, metric_sums = 0.0, [0.0] * len(self.metrics)
-        for start in range(0, x.shape[0], batch_size):
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        loss_sum, metric_sums = 0.0, [0.0] * len(self._log_names)
+        n = _count(x)
+        for start in range(0, n, batch_size):
+            batch = slice(start, start + batch_size)
+            xb, yb = _take(x, batch), _take(y, batch)
             probs = self._forward(xb, training=False)
-            loss_sum += self._loss(probs, yb) * len(xb)
+            loss_sum += self._loss(probs, yb) * _count(xb)
             metric_sums = [a + b for a, b in zip(metric_sums, self._metric_sums(probs, yb))]
-        n = x.shape[0]
         return [loss_sum / n + self._regularization(with_gradients=False), *(v / n for v in metric_sums)]
 
     def predict(self, x, batch_size=None, verbose=0):
         """The model's outputs for ``x`` at inference, shape (n, *output_shape)."""
         x = self._check_x(x)
         batch_size = 32 if batch_size is None else _positive_int(batch_size, "batch_size")
-        outputs = [self._forward(x[s:s + batch_size], training=False) for s in range(0, x.shape[0], batch_size)]
-        return np.concatenate(outputs, axis=0)
+        batches = [self._forward(_take(x, slice(s, s + batch_size)), training=False)
+                   for s in range(0, _count(x), batch_size)]
+        if isinstance(batches[0], list):  # one array per output
+            return [np.concatenate(parts, axis=0) for parts in zip(*batches)]
+        return np.concatenate(batches, axis=0)
 
     # ------------------------------------------------------------ weights
     def count_params(self):

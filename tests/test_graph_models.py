@@ -1,0 +1,249 @@
+"""Graphs beyond one input and one output, written as Keras code with
+``keras.`` replaced by ``cnn.``: a two-output model (a loss per output, loss
+weights, metrics per output), a two-input model with a shared layer (a
+siamese pair), and a layer applied twice in a row. Each follows Keras step by
+step in float64 (losses, every log entry, every weight) with Keras's layer
+and weight order; the shared layers' summed gradients are checked by central
+differences; Keras's forms of x, y, loss, loss_weights and metrics (lists,
+dicts by name) and its log names and orders."""
+import numpy as np
+import pytest
+
+import cnn
+from cnn.errors import InputError
+from cnn.gradcheck import check_model
+
+
+def two_outputs(api):
+    """A digit-like net with a classifier head and a regression head; the
+    heads are named so that Keras's sorted log names and the output order differ."""
+    L = api.layers
+    inputs = api.Input(shape=(8, 8, 2), name="image")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = L.MaxPooling2D(2, name="pool")(x)
+    x = L.Flatten(name="flat")(x)
+    zed = L.Dense(3, activation="softmax", name="zed")(x)
+    hidden = L.Dense(5, activation="tanh", name="hidden")(x)
+    alpha = L.Dense(2, name="alpha")(hidden)
+    return api.Model(inputs, [zed, alpha])
+
+
+def siamese(api):
+    """Two images through one shared tower, their features concatenated."""
+    L = api.layers
+    left, right = api.Input(shape=(6, 6, 1), name="left"), api.Input(shape=(6, 6, 1), name="right")
+    conv = L.Conv2D(3, 3, activation="relu", name="tower_conv")
+    pool = L.GlobalAveragePooling2D(name="tower_pool")
+    dense = L.Dense(4, activation="tanh", name="tower_dense")
+    a = dense(pool(conv(left)))
+    b = dense(pool(conv(right)))
+    both = L.concatenate([a, b], name="both")
+    out = L.Dense(2, activation="softmax", name="same")(both)
+    return api.Model([left, right], out)
+
+
+def twice(api):
+    """One convolution applied twice in a row (the same weights, two depths)."""
+    L = api.layers
+    inputs = api.Input(shape=(6, 6, 3))
+    conv = L.Conv2D(3, 3, padding="same", activation="tanh", name="again")
+    x = conv(conv(inputs))
+    x = L.Flatten(name="flat")(x)
+    return api.Model(inputs, L.Dense(2, activation="softmax", name="out")(x))
+
+
+def _two_output_data(n=16):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, 8, 8, 2))
+    return x, [np.eye(3)[rng.integers(0, 3, n)], rng.standard_normal((n, 2))]
+
+
+def _siamese_data(n=16):
+    rng = np.random.default_rng(6)
+    return [rng.standard_normal((n, 6, 6, 1)), rng.standard_normal((n, 6, 6, 1))], np.eye(2)[rng.integers(0, 2, n)]
+
+
+def _twice_data(n=16):
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((n, 6, 6, 3)), np.eye(2)[rng.integers(0, 2, n)]
+
+
+def _sgd(api):
+    return api.optimizers.SGD(learning_rate=2**-4, momentum=0.875)  # float32-exact, as Keras rounds them
+
+
+def _assert_same_weights(ours, theirs):
+    for got, want, weight in zip(ours.get_weights(), theirs.get_weights(), theirs.weights):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-12, err_msg=weight.path)
+
+
+def test_a_two_output_model_follows_keras_step_by_step(float64):
+    keras = float64
+    cnn.set_seed(0)
+    ours, theirs = two_outputs(cnn), two_outputs(keras)
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers][1:]  # Keras lists its InputLayer
+    assert ours.output_names == theirs.output_names == ["zed", "alpha"]
+    ours.set_weights(theirs.get_weights())
+    x, y = _two_output_data()
+    for got, want in zip(ours.predict(x), theirs.predict(x, verbose=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    settings = dict(loss=["categorical_crossentropy", "mse"], loss_weights=[1.0, 0.5],
+                    metrics=[["accuracy", "mae"], ["mae"]])
+    ours.compile(optimizer=_sgd(cnn), **settings)
+    theirs.compile(optimizer=_sgd(keras), **settings)
+    for step in range(20):
+        batch = slice(8 * (step % 2), 8 * (step % 2) + 8)
+        mine = ours.train_on_batch(x[batch], [t[batch] for t in y])
+        reference = theirs.train_on_batch(x[batch], [t[batch] for t in y])
+        np.testing.assert_allclose(mine, np.asarray(reference, dtype=np.float64), rtol=1e-9, err_msg=str(step))
+    _assert_same_weights(ours, theirs)
+    # Keras's names and orders: evaluate's list (loss, each output's loss, the metrics sorted),
+    # the dict and the history (keys sorted)
+    np.testing.assert_allclose(ours.evaluate(x, y), theirs.evaluate(x, y, verbose=0), rtol=1e-9)
+    mine, reference = ours.evaluate(x, y, return_dict=True), theirs.evaluate(x, y, verbose=0, return_dict=True)
+    assert list(mine) == list(reference)
+    np.testing.assert_allclose(list(mine.values()), list(reference.values()), rtol=1e-9)
+    history = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(x, y))
+    expected = theirs.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(x, y))
+    assert list(history.history) == list(expected.history)
+    for key in expected.history:
+        np.testing.assert_allclose(history.history[key], expected.history[key], rtol=1e-9, err_msg=key)
+    _assert_same_weights(ours, theirs)
+
+
+def test_a_two_output_model_takes_kerass_dict_forms(float64):
+    keras = float64
+    cnn.set_seed(1)
+    ours, theirs = two_outputs(cnn), two_outputs(keras)
+    ours.set_weights(theirs.get_weights())
+    x, (classes, values) = _two_output_data()
+    settings = dict(loss={"alpha": "mse", "zed": "categorical_crossentropy"}, loss_weights={"alpha": 2.0, "zed": 0.25},
+                    metrics={"zed": "accuracy"})
+    ours.compile(optimizer=_sgd(cnn), **settings)
+    theirs.compile(optimizer=_sgd(keras), **settings)
+    for _ in range(3):
+        mine = ours.train_on_batch({"image": x}, {"alpha": values, "zed": classes}, return_dict=True)
+        reference = theirs.train_on_batch({"image": x}, {"alpha": values, "zed": classes}, return_dict=True)
+    assert list(mine) == list(reference)
+    np.testing.assert_allclose(list(mine.values()), list(reference.values()), rtol=1e-9)
+    _assert_same_weights(ours, theirs)
+
+
+def test_a_siamese_pair_shares_its_tower_as_keras_does(float64):
+    keras = float64
+    cnn.set_seed(2)
+    ours, theirs = siamese(cnn), siamese(keras)
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers if type(l).__name__ != "InputLayer"]
+    assert ours.input_names == ["left", "right"] and ours.count_params() == theirs.count_params()
+    ours.set_weights(theirs.get_weights())
+    x, y = _siamese_data()
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-12, atol=1e-13)
+    ours.compile(optimizer=_sgd(cnn), loss="categorical_crossentropy", metrics=["accuracy"])
+    theirs.compile(optimizer=_sgd(keras), loss="categorical_crossentropy", metrics=["accuracy"])
+    for step in range(20):
+        batch = slice(8 * (step % 2), 8 * (step % 2) + 8)
+        inputs = {"left": x[0][batch], "right": x[1][batch]} if step % 3 else [x[0][batch], x[1][batch]]
+        mine = ours.train_on_batch(inputs, y[batch])
+        reference = theirs.train_on_batch([x[0][batch], x[1][batch]], y[batch])
+        np.testing.assert_allclose(mine, np.asarray(reference, dtype=np.float64), rtol=1e-9, err_msg=str(step))
+    _assert_same_weights(ours, theirs)
+
+
+@pytest.mark.parametrize("build,data", [(siamese, _siamese_data), (twice, _twice_data)])
+def test_a_shared_layers_summed_gradients_are_central_differences(build, data):
+    cnn.set_floatx("float64")
+    try:
+        cnn.set_seed(3)
+        model = build(cnn)
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        x, y = data(4)
+        report = check_model(model, x, y, training=False)
+        assert report.passed, report
+        shared = [name for name in report if name.startswith(("tower_conv", "again"))]
+        assert shared  # the shared convolution is among what was checked
+    finally:
+        cnn.set_floatx("float32")
+
+
+def test_a_layer_applied_twice_follows_keras(float64):
+    keras = float64
+    cnn.set_seed(4)
+    ours, theirs = twice(cnn), twice(keras)
+    ours.set_weights(theirs.get_weights())
+    x, y = _twice_data()
+    ours.compile(optimizer=_sgd(cnn), loss="categorical_crossentropy")
+    theirs.compile(optimizer=_sgd(keras), loss="categorical_crossentropy")
+    for step in range(20):
+        batch = slice(8 * (step % 2), 8 * (step % 2) + 8)
+        assert ours.train_on_batch(x[batch], y[batch]) == pytest.approx(
+            float(theirs.train_on_batch(x[batch], y[batch])), rel=1e-9), step
+    _assert_same_weights(ours, theirs)
+
+
+def test_summary_names_each_call_as_keras_does():
+    lines = []
+    siamese(cnn).summary(print_fn=lines.append)
+    row = next(line for line in lines if line.startswith("tower_conv (Conv2D)"))
+    assert row.rstrip().endswith("left[0][0], right[0][0]")
+    row = next(line for line in lines if line.startswith("both (Concatenate)"))
+    assert row.rstrip().endswith("tower_dense[0][0], tower_dense[1][0]")
+
+
+def test_wrong_forms_of_x_y_and_compile_are_refused_by_name():
+    model = two_outputs(cnn)
+    x, y = _two_output_data(4)
+    x, y = x.astype(np.float32), [t.astype(np.float32) for t in y]
+    with pytest.raises(InputError, match=r"metrics=\['accuracy'\] for a model with 2 outputs"):
+        model.compile(loss="mse", metrics=["accuracy"])
+    with pytest.raises(InputError, match="loss names 'beta', which is not an output"):
+        model.compile(loss={"beta": "mse"})
+    with pytest.raises(InputError, match="a list of 1 for a model with 2 outputs"):
+        model.compile(loss=["mse"])
+    with pytest.raises(InputError, match="output 'alpha' has no loss"):
+        model.compile(loss={"zed": "mse"})
+    with pytest.raises(InputError, match="loss_weights=0.5 for a model with 2 outputs"):
+        model.compile(loss="mse", loss_weights=0.5)
+    model.compile(loss=["categorical_crossentropy", "mse"])
+    with pytest.raises(InputError, match=r"y must be a list of 2 arrays or a dict keyed by \['zed', 'alpha'\]"):
+        model.fit(x, y[0], verbose=0)
+    with pytest.raises(InputError, match="y has no entry for 'alpha'"):
+        model.fit(x, {"zed": y[0]}, verbose=0)
+    with pytest.raises(InputError, match=r"y 'alpha' must have shape \(4, 2\)"):
+        model.fit(x, [y[0], y[1][:, :1]], verbose=0)
+    pair = siamese(cnn)
+    left, right = _siamese_data(4)[0]
+    with pytest.raises(InputError, match="the inputs hold different numbers of samples"):
+        pair.predict([left.astype(np.float32), right[:3].astype(np.float32)])
+    with pytest.raises(InputError, match="x names 'middle', which is not one of"):
+        pair.predict({"left": left, "middle": right})
+    history = model.fit(x, y, epochs=1, verbose=0)
+    assert list(history.history) == ["alpha_loss", "loss", "zed_loss"]
+
+
+def test_a_sequentials_layers_make_feature_extractors_as_in_keras(float64):
+    """The "visualize intermediate activations" tutorial: a model from a trained
+    Sequential's input to every layer's output, over the same layers."""
+    keras = float64
+    cnn.set_seed(8)
+
+    def chain(api):
+        L = api.layers
+        return api.Sequential([api.Input((8, 8, 1)), L.Conv2D(4, 3, activation="relu"), L.MaxPooling2D(2),
+                               L.Conv2D(2, 2, activation="relu"), L.Flatten(), L.Dense(3, activation="softmax")])
+
+    ours, theirs = chain(cnn), chain(keras)
+    ours.set_weights(theirs.get_weights())
+    x = np.random.default_rng(9).standard_normal((5, 8, 8, 1))
+    mine = cnn.Model(inputs=ours.input, outputs=[layer.output for layer in ours.layers])
+    reference = keras.Model(inputs=theirs.inputs, outputs=[layer.output for layer in theirs.layers])
+    assert [l.name for l in mine.layers] == [l.name for l in ours.layers]
+    assert all(a is b for a, b in zip(mine.layers, ours.layers))  # the same layers: the trained weights
+    for got, want in zip(mine.predict(x), reference.predict(x, verbose=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    first = cnn.Model(ours.input, ours.get_layer("conv2d").output)
+    ours.compile(optimizer="sgd", loss="categorical_crossentropy")
+    ours.fit(x, np.eye(3)[[0, 1, 2, 0, 1]], epochs=2, verbose=0)
+    np.testing.assert_array_equal(first.predict(x), ours.layers[0].forward(x))  # sees the training
+    assert ours.input.shape == (None, 8, 8, 1) and ours.output is ours.layers[-1].output
+    with pytest.raises(InputError, match="not built yet"):
+        cnn.Sequential([cnn.layers.Dense(2)]).input
