@@ -10,14 +10,18 @@ feeds several layers gets the sum of their gradients.
 
 The model shares ``compile`` / ``fit`` / ``evaluate`` / ``predict``, the
 weights API and the optimizers with :class:`cnn.Sequential` (it is the same
-trainer); the softmax-with-cross-entropy fusion is taken when the output
-layer ends in the softmax the loss can take the logits of.
+trainer). Several inputs and outputs take Keras's forms (lists, dicts by
+name; a loss, a weight and metrics per output) and log Keras's names. A layer
+called twice shares its weights: each call keeps the values its backward pass
+needs, and the gradients of its calls are summed. The fused paths
+(softmax with cross-entropy, max-pool over a convolution) are a plan taken
+where a tensor has one reader and the layers are not shared.
 
-A functional model saves to the engine's ``.npz`` (format version 2: each
-layer with the indices of the layers it reads) and loads back whole. What
-this first version refuses, by name, rather than half-does: more than one
-input or output, a layer called twice (shared weights), a model used as a
-layer, ``.keras`` files of graphs, and subclassed models.
+A functional model saves to the engine's ``.npz`` (format version 3: the
+inputs, each layer's calls and the outputs, as Keras writes a graph; version
+2 files still load). Refused by name rather than half-done: a model used as a
+layer, a layer shared between two models, ``.keras`` files of graphs with
+several inputs or outputs, and subclassed models.
 """
 import collections
 import itertools
@@ -562,15 +566,14 @@ class Model(Sequential):
         return model_config(self)
 
     def save(self, path):
-        """Save as the engine's ``.npz`` (format version 2: the layers and what each
-        reads, the weights, the training state); a ``.keras`` file of a functional
-        model is not written yet."""
+        """Save as the engine's ``.npz`` (format version 3: the inputs, each layer's
+        calls and the outputs, the weights, the training state); a ``.keras`` file
+        of a functional model is not written yet."""
         from pathlib import Path
 
         if Path(path).suffix in (".keras", ".h5"):
             raise NotInEngineError(f"{path}: a functional model is not written as a Keras file yet; save it as "
                                    ".npz (cnn.load_model reads it back whole)")
-        self._one_node_per_layer("saving")
         from .io import save_model
 
         save_model(self, path)

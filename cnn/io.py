@@ -32,7 +32,8 @@ from .limits import MAX_CONFIG_BYTES, MAX_DEFLATE_RATIO, MAX_LAYERS, MAX_WEIGHT_
 
 FORMAT = "cnn-from-scratch model"
 VERSION = 1        # a Sequential: its layers in order
-GRAPH_VERSION = 2  # a functional model: its layers in Keras's order and what each reads ("inbound")
+GRAPH_VERSION = 2  # a functional model: its layers in Keras's order and what each reads ("inbound"); still read
+NODES_VERSION = 3  # a functional model: its inputs, each layer's calls and its outputs ("graph"), as Keras writes them
 
 
 TEMPORARY_SUFFIX = ".tmp"
@@ -140,25 +141,32 @@ def model_config(model):
     """The JSON-able description of a model: architecture, compile settings and
     training state (optimizer step count, random generators, epochs done)."""
     compiled = None
+    graph = getattr(model, "_nodes", None) is not None
     if model.loss is not None:
         from .losses import serialize
 
-        compiled = {"loss": serialize(model.loss), "optimizer": model.optimizer.get_config(),
-                    "metrics": model.metrics}
+        several = graph and len(model.outputs) > 1
+        compiled = {"loss": [serialize(loss) for loss in model._losses] if several else serialize(model.loss),
+                    "optimizer": model.optimizer.get_config(), "metrics": model.metrics}
+        if several:
+            compiled["loss_weights"] = list(model._loss_weights)
     generators = {"model": model.rng.bit_generator.state}
     for i, layer in enumerate(model.layers):
         if getattr(layer, "rng", None) is not None:
             generators[f"layer_{i}"] = layer.rng.bit_generator.state
-    # a graph: each layer's inputs, as indices of earlier layers (-1: the model's input)
-    inbound = model.producers() if getattr(model, "_nodes", None) is not None else None
+    if graph:  # the inputs, each layer's calls and the outputs (cnn.functional.graph_spec)
+        from .functional import graph_spec
+
+        shape = {"graph": graph_spec(model)}
+    else:
+        shape = {"input_shape": list(model.input_shape)}
     return {
         "format": FORMAT,
-        "version": VERSION if inbound is None else GRAPH_VERSION,
+        "version": NODES_VERSION if graph else VERSION,
         "name": model.name,
-        "input_shape": list(model.input_shape),
+        **shape,
         "dtype": str(model.dtype),
         "layers": [layer_spec(layer) for layer in model.layers],
-        **({} if inbound is None else {"inbound": inbound}),
         "compile": compiled,
         "training": {
             "completed_epochs": model.completed_epochs,
@@ -403,9 +411,9 @@ def _load_from_archive(archive, path, custom_objects, compile):
     config = load_json(text, ModelFileError, f"{path}: the model configuration")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a {FORMAT} file")
-    if config.get("version") not in (VERSION, GRAPH_VERSION):
+    if config.get("version") not in (VERSION, GRAPH_VERSION, NODES_VERSION):
         raise ModelFileError(f"{path}: format version {config.get('version')!r}, this engine reads "
-                             f"{VERSION} and {GRAPH_VERSION}")
+                             f"{VERSION}, {GRAPH_VERSION} and {NODES_VERSION}")
 
     model = Sequential(name=str(config.get("name", "sequential")))
     try:
@@ -422,7 +430,11 @@ def _load_from_archive(archive, path, custom_objects, compile):
             if not isinstance(spec["config"], dict):
                 raise ModelFileError(f"{path}: layer {spec['class_name']!r} has no valid config")
             layers.append(cls.from_config(dict(spec["config"])))
-        if config["version"] == GRAPH_VERSION:
+        if config["version"] == NODES_VERSION:
+            from .functional import graph_weight_bytes
+
+            needed = graph_weight_bytes(layers, config.get("graph"))
+        elif config["version"] == GRAPH_VERSION:
             inbound = _checked_inbound(config.get("inbound"), len(layers), path)
             needed = _graph_weight_bytes(layers, inbound, config["input_shape"])
         else:
@@ -434,7 +446,11 @@ def _load_from_archive(archive, path, custom_objects, compile):
         if needed > held or needed > MAX_WEIGHT_BYTES:
             raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds at most "
                                  f"{held}" + (f" (and {MAX_WEIGHT_BYTES} is the limit)" if needed > MAX_WEIGHT_BYTES else ""))
-        if config["version"] == GRAPH_VERSION:
+        if config["version"] == NODES_VERSION:
+            from .functional import graph_from_spec
+
+            model = graph_from_spec(layers, config["graph"], str(config.get("name", "functional")))
+        elif config["version"] == GRAPH_VERSION:
             model = _graph_model(layers, inbound, config["input_shape"], str(config.get("name", "functional")))
         else:
             model.build(config["input_shape"])

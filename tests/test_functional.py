@@ -256,8 +256,6 @@ def test_a_graph_saves_and_loads_whole_and_resumes_training(tmp_path, build):
     again.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=again.completed_epochs)
     for a, b in zip(again.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the optimizer's state and the generators came back too
-    with pytest.raises(NotInEngineError, match="not written as a Keras file yet"):
-        model.save(tmp_path / "graph.keras")
 
 
 def _rewrite_config(source, target, change):
@@ -271,6 +269,12 @@ def _rewrite_config(source, target, change):
     np.savez(target, **arrays)
 
 
+def _as_version_2(config, model):
+    """The same model as the version-2 format wrote it: one "inbound" list per layer."""
+    del config["graph"]
+    config.update(version=2, inbound=model.producers(), input_shape=list(model.input_shape))
+
+
 @pytest.mark.parametrize("change,message", [
     (lambda c: c["inbound"].__setitem__(3, [5]), "a layer may read the input .* or an earlier layer only"),
     (lambda c: c["inbound"].__setitem__(3, [3]), "a cycle"),
@@ -281,17 +285,57 @@ def _rewrite_config(source, target, change):
     (lambda c: c["inbound"].__setitem__(4, [-1]), "dangling"),
     (lambda c: c["inbound"].__setitem__(2, [0, 1]), "only merge layers read several"),
     (lambda c: c.pop("inbound"), "do not match its"),
-    (lambda c: c.__setitem__("version", 3), "format version 3"),
+    (lambda c: c.__setitem__("version", 4), "format version 4"),
 ])
-def test_hostile_graph_configs_are_refused_before_anything_is_built(tmp_path, change, message):
+def test_hostile_version_2_graph_configs_are_refused_before_anything_is_built(tmp_path, change, message):
     from cnn.errors import ModelFileError
 
     cnn.set_seed(7)
     model = resnet_block(cnn)
     model.save(tmp_path / "good.npz")
-    _rewrite_config(tmp_path / "good.npz", tmp_path / "bad.npz", change)
+    _rewrite_config(tmp_path / "good.npz", tmp_path / "v2.npz", lambda c: _as_version_2(c, model))
+    again = cnn.load_model(tmp_path / "v2.npz")  # a version-2 file still loads
+    np.testing.assert_array_equal(again.predict(_data()[0]), model.predict(_data()[0]))
+    _rewrite_config(tmp_path / "v2.npz", tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=message):
         cnn.load_model(tmp_path / "bad.npz")
+
+
+def _calls(config, name):
+    return config["graph"]["calls"][[spec["config"]["name"] for spec in config["layers"]].index(name)]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, ["conv_b", 0, 0]), "a cycle"),
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, ["nowhere", 0, 0]), "reads 'nowhere', which is no layer"),
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, ["stem_relu", 1, 0]), "reads call 1 .* has 1 call"),
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, ["stem_relu", 0, 1]), r"reads call 0 \(output 1\)"),
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, ["stem_relu", True, 0]), "must be \\[layer name"),
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, [[["stem_relu", 0, 0]]]), "must be \\[layer name"),
+    (lambda c: _calls(c, "conv_a").__setitem__(0, [["stem_relu", 0, 0], ["stem", 0, 0]]), "must read one tensor"),
+    (lambda c: _calls(c, "conv_a").clear(), "has no calls in the graph"),
+    (lambda c: c["graph"]["outputs"].__setitem__(0, ["gap", 0, 0]), "call 0 of layer 'classes' is read by nothing"),
+    (lambda c: c["graph"]["inputs"].append({"name": "extra", "shape": [8, 8, 3]}), "dangling input"),
+    (lambda c: c["graph"]["inputs"][0].__setitem__("shape", [8, -8, 3]), "shape must be positive sizes"),
+    (lambda c: c["graph"]["inputs"][0].__setitem__("name", "stem"), "named 'stem'"),
+    (lambda c: c["graph"]["outputs"].__setitem__(0, ["classes", 3, 0]), "an output of the graph reads call 3"),
+    (lambda c: c["graph"]["calls"].pop(), "the calls of 11 layers for 12"),
+    (lambda c: _calls(c, "gap").extend([[["relu_out", 0, 0]]] * 10_000), "10013 calls; at most 10000"),
+    (lambda c: c.__setitem__("graph", "everything"), "not a dict"),
+])
+def test_hostile_graph_configs_are_refused_before_anything_is_built(tmp_path, change, message, monkeypatch):
+    from cnn.errors import ModelFileError
+    from cnn.layers.base import Layer
+
+    cnn.set_seed(7)
+    model = resnet_block(cnn)
+    model.save(tmp_path / "good.npz")
+    _rewrite_config(tmp_path / "good.npz", tmp_path / "bad.npz", change)
+    built = []
+    monkeypatch.setattr(Layer, "add_weight", lambda self, *a, **k: built.append(self.name))
+    with pytest.raises(ModelFileError, match=message):
+        cnn.load_model(tmp_path / "bad.npz")
+    assert built == []  # refused from the description alone: no weight was made
 
 
 def test_a_version_1_sequential_file_still_loads_as_a_sequential(tmp_path):

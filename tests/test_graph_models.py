@@ -247,3 +247,30 @@ def test_a_sequentials_layers_make_feature_extractors_as_in_keras(float64):
     assert ours.input.shape == (None, 8, 8, 1) and ours.output is ours.layers[-1].output
     with pytest.raises(InputError, match="not built yet"):
         cnn.Sequential([cnn.layers.Dense(2)]).input
+
+
+@pytest.mark.parametrize("build,data,loss", [
+    (two_outputs, _two_output_data, ["categorical_crossentropy", "mse"]),
+    (siamese, _siamese_data, "categorical_crossentropy"),
+    (twice, _twice_data, "categorical_crossentropy")])
+def test_graphs_with_several_inputs_outputs_or_shared_layers_save_and_resume(tmp_path, build, data, loss):
+    cnn.set_seed(10)
+    model = build(cnn)
+    kwargs = {"loss_weights": [1.0, 0.25], "metrics": [["accuracy"], ["mae"]]} if build is two_outputs else {}
+    model.compile(optimizer="adam", loss=loss, **kwargs)
+    x, y = data()
+    cast = (lambda v: [a.astype(np.float32) for a in v]) if isinstance(x, list) else (lambda v: v.astype(np.float32))
+    x = cast(x)
+    y = [a.astype(np.float32) for a in y] if isinstance(y, list) else y.astype(np.float32)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.save(tmp_path / "graph.npz")
+    again = cnn.load_model(tmp_path / "graph.npz")
+    assert [l.name for l in again.layers] == [l.name for l in model.layers]
+    assert again.input_names == model.input_names and again.output_names == model.output_names
+    for got, want in zip(*(m.predict(x) if len(m.outputs) > 1 else [m.predict(x)] for m in (again, model))):
+        np.testing.assert_array_equal(got, want)
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=1)
+    resumed = again.fit(x, y, epochs=2, batch_size=8, verbose=0, initial_epoch=again.completed_epochs)
+    assert resumed.history == history.history
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the optimizer's state, the loss weights and the generators came back
