@@ -566,17 +566,10 @@ class Model(Sequential):
         return model_config(self)
 
     def save(self, path):
-        """Save as the engine's ``.npz`` (format version 3: the inputs, each layer's
-        calls and the outputs, the weights, the training state); a ``.keras`` file
-        of a functional model is not written yet."""
-        from pathlib import Path
-
-        if Path(path).suffix in (".keras", ".h5"):
-            raise NotInEngineError(f"{path}: a functional model is not written as a Keras file yet; save it as "
-                                   ".npz (cnn.load_model reads it back whole)")
-        from .io import save_model
-
-        save_model(self, path)
+        """Save as a Keras 3 ``.keras`` file (a functional model Keras loads) or the
+        engine's ``.npz`` (format version 3: the inputs, each layer's calls and the
+        outputs, the weights, the whole training state)."""
+        Sequential.save(self, path)
 
 
 def _as_arrays(x):

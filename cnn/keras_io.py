@@ -245,17 +245,65 @@ def keras_compile_config(model):
         optimizer["learning_rate"] = {"module": "keras.optimizers.schedules", **optimizer["learning_rate"],
                                       "registered_name": None}
     optimizer["name"] = class_name.lower()
-    loss = serialize(model.loss)
-    if isinstance(loss, dict):
-        loss = {"module": "keras.losses", **loss, "registered_name": None}
+    def keras_loss(loss):
+        loss = serialize(loss)
+        return {"module": "keras.losses", **loss, "registered_name": None} if isinstance(loss, dict) else loss
+
+    several = getattr(model, "_nodes", None) is not None and len(model.outputs) > 1
+    loss = [keras_loss(one) for one in model._losses] if several else keras_loss(model.loss)
+    weights = list(model._loss_weights) if several and any(w != 1.0 for w in model._loss_weights) else None
+    metrics = model.metrics if isinstance(model.metrics, dict) else (list(model.metrics) or None)
     return {"optimizer": {"module": "keras.optimizers", "class_name": class_name, "config": optimizer,
                           "registered_name": None},
-            "loss": loss, "metrics": list(model.metrics) or None, "loss_weights": None, "weighted_metrics": None,
+            "loss": loss, "metrics": metrics, "loss_weights": weights, "weighted_metrics": None,
             "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False}
 
 
+def _keras_tensor(shape, dtype, ref):
+    return {"class_name": "__keras_tensor__",
+            "config": {"shape": [None, *shape], "dtype": dtype, "keras_history": list(ref)}}
+
+
+def keras_functional_config(model):
+    """The ``config.json`` of a Keras 3 functional model equal to the graph ``model``:
+    an InputLayer per input, each layer with its ``inbound_nodes`` (the tensors
+    each call read), the ``input_layers`` and ``output_layers``."""
+    from .functional import graph_spec
+    from .layers.merging import _Merge
+
+    spec, dtype = graph_spec(model), str(model.dtype)
+    shapes = {t.name: t.sample_shape for t in model.inputs}
+    for layer in model.layers:
+        for k, node in enumerate(n for n in sorted(model._nodes, key=lambda n: n.index) if n.layer is layer):
+            shapes[(layer.name, k)] = node.output.sample_shape
+
+    def tensor(ref):
+        name, index, _ = ref
+        return _keras_tensor(shapes[name] if name in shapes else shapes[(name, index)], dtype, ref)
+
+    layers = [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None, "name": item["name"],
+               "config": {"batch_shape": [None, *item["shape"]], "dtype": dtype, "sparse": False,
+                          "name": item["name"]},
+               "inbound_nodes": []} for item in spec["inputs"]]
+    for layer, calls in zip(model.layers, spec["calls"]):
+        entry = _keras_layer_config(layer)
+        shape = [[None, *s] for s in layer.input_shape] if isinstance(layer, _Merge) else [None, *layer.input_shape]
+        entry.update(name=layer.name, build_config={"input_shape": shape},
+                     inbound_nodes=[{"args": [[tensor(r) for r in refs]] if isinstance(layer, _Merge)
+                                     else [tensor(refs[0])], "kwargs": {}} for refs in calls])
+        layers.append(entry)
+    one = lambda refs: refs[0] if len(refs) == 1 else refs  # noqa: E731 - Keras writes one tensor unlisted
+    return {"module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+            "config": {"name": model.name, "trainable": True, "layers": layers,
+                       "input_layers": one([[item["name"], 0, 0] for item in spec["inputs"]]),
+                       "output_layers": one(spec["outputs"])},
+            "build_config": {"input_shape": None}, "compile_config": keras_compile_config(model)}
+
+
 def keras_model_config(model):
-    """The ``config.json`` of a Keras 3 Sequential equal to ``model``."""
+    """The ``config.json`` of a Keras 3 model equal to ``model`` (a Sequential, or a graph)."""
+    if getattr(model, "_nodes", None) is not None:
+        return keras_functional_config(model)
     layers = [{"module": "keras.layers", "class_name": "InputLayer",
                "config": {"batch_shape": [None, *model.input_shape], "dtype": str(model.dtype), "name": "input_layer"},
                "registered_name": None}]
@@ -276,11 +324,6 @@ def save_keras(model, path):
     if not model.built:
         raise InputError("cannot export a model that is not built")
     path = Path(path)
-    if getattr(model, "_nodes", None) is not None and path.suffix == ".keras":
-        from .errors import NotInEngineError
-
-        raise NotInEngineError(f"{path}: a functional model is not written as a .keras file yet (its config "
-                               "would need Keras's inbound nodes); save it as .npz, or its weights as .weights.h5")
     weights = _weights_h5_bytes(model)
     if path.name.endswith(".weights.h5"):
         atomic_write_bytes(path, weights)
@@ -332,20 +375,106 @@ def _compile_from_keras(model, compile_config, path):
         loss = compile_config.get("loss")
         if loss is None:
             return  # saved uncompiled
-        if isinstance(loss, dict) and "class_name" not in loss:
-            raise InputError("only a single loss is supported")
-        metrics = compile_config.get("metrics") or []
-        metrics = [m if isinstance(m, str) else (m.get("config") or {}).get("name") for m in metrics]
-        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+        def metric_names(value):  # a metric, or Keras's nesting of them per output (lists, dicts)
+            if isinstance(value, dict) and "class_name" not in value:
+                return {key: metric_names(v) for key, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [metric_names(v) for v in value]
+            return value if value is None or isinstance(value, str) else (value.get("config") or {}).get("name")
+
+        model.compile(optimizer=optimizer, loss=loss, metrics=metric_names(compile_config.get("metrics") or []),
+                      loss_weights=compile_config.get("loss_weights"))
     except (InputError, TypeError, AttributeError) as err:
         raise ModelFileError(f"{path}: the compile settings cannot be used here ({err}); "
                              "load with compile=False and compile the model yourself") from None
 
 
-def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
-    """Build the engine's Sequential from a Keras 3 ``.keras`` file, weights included.
+def _keras_refs(value, where, path):
+    """A Keras config's tensor references ([layer, call, tensor]), one or listed."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, list) for v in value):
+        return [ref for v in value for ref in _keras_refs(v, where, path)] if all(
+            len(v) == 3 and isinstance(v[0], str) for v in value) else _bad(path, where)
+    return _bad(path, where)
 
-    Supports Sequential models of the engine's layers (:data:`cnn.layers.LAYERS`
+
+def _bad(path, where):
+    raise ModelFileError(f"{path}: {where} is not a tensor reference or a list of them")
+
+
+def _keras_call(node, layer, path):
+    """One entry of a layer's ``inbound_nodes``: the references of the tensors it read."""
+    where = f"an inbound node of layer {layer.name!r}"
+    if not isinstance(node, dict) or not isinstance(node.get("args"), list) or len(node["args"]) != 1:
+        raise ModelFileError(f"{path}: {where} is not one call on one argument")
+    kwargs = node.get("kwargs") or {}
+    given = sorted(k for k, v in kwargs.items() if v is not None) if isinstance(kwargs, dict) else ["?"]
+    if given:  # Keras writes mask=None for some layers: nothing given
+        raise ModelFileError(f"{path}: {where} passes keyword arguments {given}, which this engine does not take")
+    arg = node["args"][0]
+    tensors = arg if isinstance(arg, list) else [arg]
+    refs = []
+    for tensor in tensors:
+        history = tensor.get("config", {}).get("keras_history") if isinstance(tensor, dict) and \
+            tensor.get("class_name") == "__keras_tensor__" and isinstance(tensor.get("config"), dict) else None
+        if not isinstance(history, list):
+            raise ModelFileError(f"{path}: {where} reads something that is not a Keras tensor")
+        refs.append(history)
+    return refs
+
+
+def _functional_from_keras(config, path, custom_objects, archive):
+    """The engine's graph from a Keras 3 functional model's config, checked and
+    sized from the description before anything is built."""
+    from .functional import graph_from_spec, graph_weight_bytes
+
+    specs = config.get("layers")
+    if not isinstance(specs, list) or not specs or len(specs) > MAX_LAYERS:
+        raise ModelFileError(f"{path}: config.json lists no layers, or more than {MAX_LAYERS}")
+    inputs, layers, calls = {}, [], []
+    try:
+        for spec in specs:
+            if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
+                layer_config = spec.get("config") or {}
+                shape = layer_config.get("batch_shape") or layer_config.get("batch_input_shape")
+                if not isinstance(shape, list) or len(shape) < 2:
+                    raise ModelFileError(f"{path}: an InputLayer has no batch_shape")
+                inputs[str(spec.get("name", layer_config.get("name")))] = list(shape[1:])
+                continue
+            layer = _engine_layer(spec, path, custom_objects)
+            nodes = spec.get("inbound_nodes")
+            if not isinstance(nodes, list):
+                raise ModelFileError(f"{path}: layer {layer.name!r} has no inbound_nodes list")
+            layers.append(layer)
+            calls.append([_keras_call(node, layer, path) for node in nodes])
+        input_refs = _keras_refs(config.get("input_layers"), "input_layers", path)
+        unknown = [ref[0] for ref in input_refs if ref[0] not in inputs]
+        if unknown or len(input_refs) != len(inputs):
+            raise ModelFileError(f"{path}: input_layers {[ref[0] for ref in input_refs]} do not name the file's "
+                                 f"InputLayers {sorted(inputs)}")
+        spec = {"inputs": [{"name": ref[0], "shape": inputs[ref[0]]} for ref in input_refs], "calls": calls,
+                "outputs": _keras_refs(config.get("output_layers"), "output_layers", path)}
+        needed = graph_weight_bytes(layers, spec)
+        weights_size = archive.getinfo(KERAS_WEIGHTS_MEMBER).file_size \
+            if KERAS_WEIGHTS_MEMBER in archive.namelist() else 0
+        if needed > 2 * weights_size or needed > MAX_WEIGHT_BYTES:
+            raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds "
+                                 f"{weights_size}")
+        return graph_from_spec(layers, spec, str(config.get("name", "functional")))
+    except ModelFileError:
+        raise
+    except InputError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    except (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError) as err:
+        raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
+
+
+def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
+    """Build the engine's model from a Keras 3 ``.keras`` file, weights included.
+
+    Supports Sequential and functional models of the engine's layers (:data:`cnn.layers.LAYERS`
     and registered ones); anything else is refused by name. With ``compile``
     the file's optimizer, loss and metrics are used when it has them.
     """
@@ -361,8 +490,16 @@ def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
     except UnicodeDecodeError as err:
         raise ModelFileError(f"{path}: config.json is corrupt ({err})") from None
     config = load_json(text, ModelFileError, f"{path}: config.json")
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
-        raise ModelFileError(f"{path}: only Keras Sequential models can be loaded, got {config.get('class_name') if isinstance(config, dict) else type(config).__name__!r}")
+    kind = config.get("class_name") if isinstance(config, dict) else None
+    if kind not in ("Sequential", "Functional") or not isinstance(config.get("config"), dict):
+        raise ModelFileError(f"{path}: only Keras Sequential and functional models can be loaded, got "
+                             f"{kind if kind is not None else type(config).__name__!r}")
+    if kind == "Functional":
+        model = _functional_from_keras(config["config"], path, custom_objects or {}, archive)
+        load_keras_weights(model, path, archive)
+        if compile and isinstance(config.get("compile_config"), dict):
+            _compile_from_keras(model, config["compile_config"], path)
+        return model
     specs = config["config"].get("layers", [])
     if not isinstance(specs, list) or len(specs) > MAX_LAYERS:
         raise ModelFileError(f"{path}: config.json lists no layers, or more than {MAX_LAYERS}")

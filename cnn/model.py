@@ -9,7 +9,6 @@ already in another model, an optimizer that holds another model's state.
 """
 import re
 import sys
-import time
 import weakref
 
 import numpy as np

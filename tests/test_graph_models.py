@@ -274,3 +274,101 @@ def test_graphs_with_several_inputs_outputs_or_shared_layers_save_and_resume(tmp
     assert resumed.history == history.history
     for a, b in zip(again.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)  # the optimizer's state, the loss weights and the generators came back
+
+
+def _builds():
+    from test_functional import inception, resnet_block
+
+    return [(resnet_block, "categorical_crossentropy", ["accuracy"]),
+            (inception, "categorical_crossentropy", ["accuracy"]),
+            (two_outputs, ["categorical_crossentropy", "mse"], [["accuracy"], ["mae"]]),
+            (siamese, "categorical_crossentropy", None), (twice, "categorical_crossentropy", None)]
+
+
+def _inputs_for(model, n=6, seed=11):
+    rng = np.random.default_rng(seed)
+    x = [rng.standard_normal((n, *t.shape[1:])) for t in model.inputs]
+    return x[0] if len(x) == 1 else x
+
+
+def _as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_functional_keras_files_both_ways(float64, tmp_path, index):
+    """A graph Keras saved loads here and predicts as Keras does; the engine's
+    .keras file of the same graph loads in Keras and predicts as the engine."""
+    keras = float64
+    build, loss, metrics = _builds()[index]
+    cnn.set_seed(12)
+    theirs = build(keras)
+    theirs.compile(optimizer="adam", loss=loss, metrics=metrics)
+    theirs.save(tmp_path / "keras.keras")
+    ours = cnn.load_model(tmp_path / "keras.keras")
+    assert isinstance(ours, cnn.Model) and [l.name for l in ours.layers] == \
+        [l.name for l in theirs.layers if type(l).__name__ != "InputLayer"]
+    assert ours.metrics == (metrics or []) and type(ours.optimizer).__name__ == "Adam"
+    x = _inputs_for(theirs)
+    for got, want in zip(_as_list(ours.predict(x)), _as_list(theirs.predict(x, verbose=0))):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    mine = build(cnn)
+    mine.compile(optimizer="sgd", loss=loss, metrics=metrics)
+    mine.save(tmp_path / "ours.keras")
+    again = keras.models.load_model(tmp_path / "ours.keras")
+    assert [l.name for l in again.layers if type(l).__name__ != "InputLayer"] == [l.name for l in mine.layers]
+    for got, want in zip(_as_list(again.predict(x, verbose=0)), _as_list(mine.predict(x))):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+    back = cnn.load_model(tmp_path / "ours.keras")  # and back here
+    for got, want in zip(_as_list(back.predict(x)), _as_list(mine.predict(x))):
+        np.testing.assert_array_equal(got, want)
+
+
+def _rewrite_keras(source, target, change):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(members["config.json"])
+    change(config["config"])
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _layer(config, name):
+    return next(spec for spec in config["layers"] if spec.get("name") == name)
+
+
+def _history(config, name, call=0, position=0):
+    return _layer(config, name)["inbound_nodes"][call]["args"][0]["config"]["keras_history"]
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda c: _history(c, "hidden").__setitem__(0, "alpha"), "a cycle"),
+    (lambda c: _history(c, "conv").__setitem__(0, "ghost"), "reads 'ghost', which is no layer"),
+    (lambda c: _history(c, "conv").__setitem__(1, 4), "reads call 4"),
+    (lambda c: _layer(c, "conv")["inbound_nodes"][0].__setitem__("kwargs", {"training": True}),
+     r"keyword arguments \['training'\]"),
+    (lambda c: _layer(c, "conv")["inbound_nodes"][0].__setitem__("args", []), "not one call on one argument"),
+    (lambda c: _layer(c, "conv")["inbound_nodes"][0]["args"].__setitem__(0, {"x": 1}), "not a Keras tensor"),
+    (lambda c: c.__setitem__("output_layers", [["zed", 0, 0], ["alpha", 7, 0]]), "an output of the graph reads call 7"),
+    (lambda c: c.__setitem__("input_layers", ["nobody", 0, 0]), "do not name the file's InputLayers"),
+    (lambda c: c.__setitem__("output_layers", "zed"), "not a tensor reference"),
+    (lambda c: c["layers"].insert(1, {**c["layers"][0], "name": "spare",
+                                      "config": {**c["layers"][0]["config"], "name": "spare"}}),
+     "do not name the file's InputLayers"),
+])
+def test_hostile_functional_keras_files_are_refused_before_anything_is_built(tmp_path, change, message, monkeypatch):
+    from cnn.errors import ModelFileError
+    from cnn.layers.base import Layer
+
+    two_outputs(cnn).save(tmp_path / "good.keras")
+    _rewrite_keras(tmp_path / "good.keras", tmp_path / "bad.keras", change)
+    built = []
+    monkeypatch.setattr(Layer, "add_weight", lambda self, *a, **k: built.append(self.name))
+    with pytest.raises(ModelFileError, match=message):
+        cnn.load_model(tmp_path / "bad.keras")
+    assert built == []

@@ -202,7 +202,7 @@ def test_corrupt_keras_files_are_refused(keras, tmp_path):
         z.writestr("config.json", "{}")
     with pytest.raises(ModelFileError, match="no model.weights.h5 inside"):
         load_keras_weights(build_model(), tmp_path / "empty.keras")
-    with pytest.raises(ModelFileError, match="only Keras Sequential"):
+    with pytest.raises(ModelFileError, match="only Keras Sequential and functional models"):
         load_keras_model(tmp_path / "empty.keras")
 
 
