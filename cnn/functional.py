@@ -19,9 +19,13 @@ where a tensor has one reader and the layers are not shared.
 
 A functional model saves to the engine's ``.npz`` (format version 3: the
 inputs, each layer's calls and the outputs, as Keras writes a graph; version
-2 files still load). Refused by name rather than half-done: a model used as a
-layer, a layer shared between two models, ``.keras`` files of graphs with
-several inputs or outputs, and subclassed models.
+2 files still load) and to Keras's ``.keras`` (its ``Functional`` config),
+both ways. A subclassed model (``class Net(cnn.Model)``, layers made in
+``__init__``, a ``call``) is built on its first call by tracing ``call`` on
+symbolic inputs; its layers are in attribute order, as Keras's. Refused by
+name rather than half-done: a model used as a layer, a layer shared between
+two models, a Python branch on ``training`` in ``call``, NumPy arithmetic on
+symbolic tensors, and saving a subclassed model whole.
 """
 import collections
 import itertools
@@ -31,6 +35,7 @@ import numpy as np
 
 from .errors import InputError, NotInEngineError
 from .limits import MAX_NODES
+from .layers.base import Layer
 from .model import Sequential, _checked_samples, _checked_targets, _pool_over_conv, _snake
 from .tensors import KerasTensor
 
@@ -214,14 +219,22 @@ class Model(Sequential):
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         if kwargs:
             raise InputError(f"Model: unknown or unsupported argument(s) {', '.join(sorted(kwargs))}")
+        if inputs is None and outputs is None and type(self) is not Model:
+            # a subclassed model: its layers come from __init__, its graph from tracing call() when built
+            if type(self).call is Model.call:
+                raise InputError(f"{type(self).__name__}: a subclassed model needs a call(self, inputs, "
+                                 "training=False) method that applies its layers")
+            super().__init__(name=name or _snake(type(self).__name__))
+            self._nodes, self._subclassed = None, True
+            return
         if inputs is None or outputs is None:
-            if type(self) is not Model:
-                raise NotInEngineError(
-                    f"{type(self).__name__}: subclassed models (a call method over layers made in __init__) "
-                    "are not in this engine yet; build the graph with cnn.Input and layer calls, then "
-                    "cnn.Model(inputs, outputs)")
             raise InputError("Model needs inputs= and outputs=: symbolic tensors from cnn.Input and layer calls")
-        ins, outs = _tensors(inputs, "inputs"), _tensors(outputs, "outputs")
+        super().__init__(name=name or "functional")
+        self._set_graph(_tensors(inputs, "inputs"), _tensors(outputs, "outputs"))
+
+    def _set_graph(self, ins, outs, order=None):
+        """Take the graph from ``ins`` to ``outs``: its nodes sorted, its layers
+        (in Keras's order, or in ``order``: a subclassed model's attribute order)."""
         for t in ins:
             if t._node is not None:
                 raise NotInEngineError("Model: an input that a layer made (a sub-graph from the middle) is not in "
@@ -229,9 +242,16 @@ class Model(Sequential):
         nodes, layers = sort_graph(ins, outs)
         if not nodes:
             raise InputError("Model: the output is the input itself; put a layer between them")
-        super().__init__(name=name or "functional")
+        if order is not None:
+            position = {id(layer): i for i, layer in enumerate(order)}
+            stray = [layer.name for layer in layers if id(layer) not in position]
+            if stray:
+                raise InputError(f"{type(self).__name__}.call uses layer {stray[0]!r}, which is no attribute of the "
+                                 "model: make the layers in __init__ (self.name = cnn.layers...), then use them in call")
+            layers.sort(key=lambda layer: position[id(layer)])
         self._nodes = nodes
-        for layer in sorted(layers, key=lambda layer: layer._nodes[0].index):  # Keras's default names: call order
+        # Keras's default names: in the order of the calls (a subclassed model's: of its attributes)
+        for layer in (layers if order is not None else sorted(layers, key=lambda layer: layer._nodes[0].index)):
             if getattr(layer, "_owner", None) is None and not layer._named_by_user:
                 base = _snake(type(layer).__name__)
                 count = self._name_counts.get(base, 0)
@@ -280,9 +300,102 @@ class Model(Sequential):
         self._losses, self._loss_weights, self._metric_specs, self._fused_outputs = [], [], [], set()
         self.built = True
 
+    # ------------------------------------------------------------ subclassed models
+    def __setattr__(self, name, value):
+        """A subclassed model tracks the layers its __init__ assigns, in order (Keras's order
+        for ``model.layers`` and the weights); a list or tuple of layers counts as its layers."""
+        if self.__dict__.get("_subclassed") is True:
+            values = list(value) if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, Sequential) for v in values):
+                raise NotInEngineError(f"{type(self).__name__}.{name}: a model inside a model (a model used as a "
+                                       "layer) is not in this engine yet; assign its layers instead")
+            if values and all(isinstance(v, Layer) for v in values):
+                tracked = self.__dict__.setdefault("_tracked", [])
+                tracked.extend(v for v in values if not any(v is t for t in tracked))
+        super().__setattr__(name, value)
+
+    def call(self, inputs, training=False):
+        """The forward pass (Keras's ``Model.call``): a subclass writes its own, over
+        the layers its ``__init__`` made; a functional model runs its graph."""
+        if self.__dict__.get("_subclassed"):
+            raise InputError(f"{type(self).__name__} has no call method of its own")
+        return self._forward(self._check_x(_as_arrays(inputs)), training=training)
+
+    def _trace(self, shapes):
+        """Build a subclassed model: call ``call`` on symbolic inputs of ``shapes``
+        (with training False, then True: both must take the same path), and take
+        the graph it made. NumPy arithmetic between layer outputs is refused by
+        the symbolic tensors themselves (use a merge layer)."""
+        import inspect
+
+        from .layers import Input
+
+        takes_training = "training" in inspect.signature(self.call).parameters
+
+        def run(training):
+            ins = [Input(shape, name="input_layer" if k == 0 else f"input_layer_{k}") for k, shape in enumerate(shapes)]
+            arg = ins[0] if len(ins) == 1 else ins
+            out = self.call(arg, training=training) if takes_training else self.call(arg)
+            if isinstance(out, dict):
+                raise NotInEngineError(f"{type(self).__name__}.call returns a dict: outputs as a dict are not in "
+                                       "this engine yet; return a tensor or a list")
+            outs = list(out) if isinstance(out, (list, tuple)) else [out]
+            for t in outs:
+                if not isinstance(t, KerasTensor):
+                    raise InputError(f"{type(self).__name__}.call returned {type(t).__name__}, not what a layer "
+                                     "made: every value in call must come from a layer (cnn.layers.Add, "
+                                     "Multiply, Concatenate... for arithmetic)")
+            return ins, outs
+
+        def shape_of(ins, outs):
+            names = {id(t): f"in{k}" for k, t in enumerate(ins)}
+            walk = sort_graph(ins, outs)[0]
+            for k, node in enumerate(walk):
+                names[id(node.output)] = f"n{k}"
+            return [(node.layer.name, id(node.layer), [names[id(t)] for t in node.inputs]) for node in walk], \
+                [names[id(t)] for t in outs]
+
+        ins, outs = run(False)
+        tracked = self.__dict__.get("_tracked", [])
+        stray = [layer.name for layer in sort_graph(ins, outs)[1] if not any(layer is t for t in tracked)]
+        if stray:
+            raise InputError(f"{type(self).__name__}.call uses layer {stray[0]!r}, which is no attribute of the "
+                             "model: make the layers in __init__ (self.name = cnn.layers...), then use them in call")
+        first = shape_of(ins, outs)
+        again = shape_of(*run(True))
+        if again != first:
+            raise NotInEngineError(f"{type(self).__name__}.call takes another path with training=True than with "
+                                   "training=False (a Python branch on training): not in this engine yet; pass "
+                                   "training on to the layers instead (Dropout and BatchNormalization use it)")
+        self._subclassed = False  # from here on its graph is a functional model's
+        self._set_graph(ins, outs, order=self.__dict__.get("_tracked", []))
+        self._subclassed = "built"
+        pending = self.__dict__.pop("_pending_losses", None)
+        if pending is not None:
+            self._set_losses(*pending)
+
+    def _build_subclassed(self, x):
+        if isinstance(x, dict):
+            raise NotInEngineError(f"{type(self).__name__}: inputs as a dict for a subclassed model are not in "
+                                   "this engine yet; give an array or a list")
+        arrays = list(x) if isinstance(x, (list, tuple)) else [x]
+        for a in arrays:
+            if not isinstance(a, np.ndarray) or a.ndim < 2:
+                raise InputError(f"{type(self).__name__}: x must be NumPy arrays of shape (n, ...), got "
+                                 f"{type(a).__name__}{'' if not isinstance(a, np.ndarray) else f' of shape {a.shape}'}")
+        self._trace([a.shape[1:] for a in arrays])
+
+    def _check_x(self, x, what="x"):
+        if self.__dict__.get("_subclassed") is True:
+            self._build_subclassed(x)
+        return self._check_graph_x(x, what)
+
     @property
     def input(self):
         """The input tensor, or the list of them (as Keras's ``model.input``)."""
+        if not self.built:
+            raise InputError(f"model {self.name!r} is not built yet, so it has no input: call it on data, fit "
+                             "it, or call build(input_shape)")
         return self.inputs[0] if len(self.inputs) == 1 else list(self.inputs)
 
     @property
@@ -299,6 +412,15 @@ class Model(Sequential):
                          "tensor and make a new cnn.Model")
 
     def build(self, input_shape):
+        """Check the input shape (a sample's, or Keras's with None for the batch); a
+        subclassed model is built here, its call traced on inputs of that shape."""
+        several = isinstance(input_shape, list) and input_shape and isinstance(input_shape[0], (list, tuple))
+        shapes = [tuple(s) for s in input_shape] if several else [tuple(input_shape)]
+        shapes = [s[1:] if s and s[0] is None else s for s in shapes]
+        if self.__dict__.get("_subclassed") is True:
+            self._trace(shapes)
+            return
+        input_shape = shapes if several else shapes[0]
         wanted = self.input_shape if len(self.inputs) == 1 else [tuple(s) for s in self.input_shape]
         given = tuple(input_shape) if len(self.inputs) == 1 else [tuple(s) for s in input_shape]
         if given != wanted:
@@ -316,6 +438,13 @@ class Model(Sequential):
         from . import losses as losses_module
         from . import metrics as metrics_module
 
+        if not self.built:  # a subclassed model compiled before its first call: its outputs are not known yet
+            self._pending_losses = (loss, metrics, loss_weights)
+            first = loss[0] if isinstance(loss, (list, tuple)) and loss else loss
+            self.loss = losses_module.get(next(iter(first.values())) if isinstance(first, dict) and first
+                                          and "class_name" not in first else first)
+            self.metrics = metrics if metrics is not None else []
+            return
         names = self.output_names
         if len(set(names)) != len(names) and isinstance(loss, dict):
             raise InputError(f"compile: two outputs come from the same layer {names}: give the losses as a list")
@@ -401,7 +530,7 @@ class Model(Sequential):
                              f"got {type(data).__name__}")
         return [data]
 
-    def _check_x(self, x, what="x"):
+    def _check_graph_x(self, x, what="x"):
         arrays = self._arranged(x, self.input_names, what)
         checked = [_checked_samples(a, t.sample_shape, self.dtype,
                                     what if len(arrays) == 1 else f"{what} {t.name!r}")
@@ -561,6 +690,9 @@ class Model(Sequential):
         return self._forward(self._check_x(_as_arrays(x)), training=training)
 
     def get_config(self):
+        if self.__dict__.get("_subclassed"):
+            raise NotInEngineError(f"{type(self).__name__}: a subclassed model's config (its own get_config and "
+                                   "from_config) is not in this engine yet; save its weights with save_weights")
         from .io import model_config
 
         return model_config(self)
@@ -569,6 +701,10 @@ class Model(Sequential):
         """Save as a Keras 3 ``.keras`` file (a functional model Keras loads) or the
         engine's ``.npz`` (format version 3: the inputs, each layer's calls and the
         outputs, the weights, the whole training state)."""
+        if self.__dict__.get("_subclassed"):
+            raise NotInEngineError(f"{path}: saving a subclassed model whole is not in this engine yet (loading "
+                                   f"would need {type(self).__name__} itself); save its weights with "
+                                   "model.save_weights('name.weights.h5') and load them into a new one")
         Sequential.save(self, path)
 
 

@@ -693,6 +693,23 @@ class Sequential:
 
         return {"name": self.name, "layers": [layer_spec(layer) for layer in self.layers]}
 
+    def save_weights(self, path):
+        """Write the weights alone as Keras 3 does (``path`` ends in ``.weights.h5``), for
+        ``load_weights`` here or a Keras model of the same architecture."""
+        if not str(path).endswith(".weights.h5"):
+            raise InputError(f"{path}: save_weights writes Keras's format; the name must end in .weights.h5")
+        from .keras_io import save_keras
+
+        save_keras(self, path)
+
+    def load_weights(self, path):
+        """Read weights written by ``save_weights`` (or by Keras) into this built model."""
+        if not str(path).endswith((".weights.h5", ".keras")):
+            raise InputError(f"{path}: load_weights reads a .weights.h5 or .keras file")
+        from .keras_io import load_keras_weights
+
+        load_keras_weights(self, path)
+
     def save(self, path):
         """Save the model, in the format its name asks for: ``.keras`` a Keras 3
         file (Keras and :func:`cnn.load_model` both load it), anything else the

@@ -25,3 +25,13 @@ class KerasTensor:
                          "(cnn.layers.Add, Subtract, Multiply, Concatenate...) so the model knows its gradient")
 
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __neg__ = _refuse_arithmetic
+    __rtruediv__ = __pow__ = __matmul__ = __rmatmul__ = _refuse_arithmetic
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):  # np.tanh(t), np.add(t, u), ...
+        self._refuse_arithmetic()
+
+    def __array_function__(self, func, types, args, kwargs):  # np.concatenate([t, u]), np.mean(t), ...
+        self._refuse_arithmetic()
+
+    def __array__(self, dtype=None, copy=None):  # np.asarray(t): a symbolic tensor holds no numbers
+        self._refuse_arithmetic()

@@ -188,7 +188,7 @@ def test_what_is_not_there_yet_is_refused_by_name():
         def __init__(self):
             super().__init__()
 
-    with pytest.raises(NotInEngineError, match="subclassed models"):
+    with pytest.raises(InputError, match="needs a call"):
         Net()
     with pytest.raises(InputError, match="part of a graph"):
         cnn.Sequential([conv])

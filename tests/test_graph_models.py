@@ -372,3 +372,116 @@ def test_hostile_functional_keras_files_are_refused_before_anything_is_built(tmp
     with pytest.raises(ModelFileError, match=message):
         cnn.load_model(tmp_path / "bad.keras")
     assert built == []
+
+
+def subclassed(api):
+    """A subclassed model as a course writes it: layers made in __init__ (in another
+    order than call uses them, one list of them), a residual sum, dropout given training."""
+    L = api.layers
+
+    class Net(api.Model):
+        def __init__(self):
+            super().__init__()
+            self.head = L.Dense(3, activation="softmax", name="head")
+            self.conv = L.Conv2D(4, 3, activation="relu", name="conv")
+            self.blocks = [L.Conv2D(4, 3, padding="same", activation="relu", name="b1"),
+                           L.Conv2D(4, 3, padding="same", name="b2")]
+            self.sum = L.Add(name="sum")
+            self.flat = L.Flatten(name="flat")
+            self.drop = L.Dropout(0.0, name="drop")
+
+        def call(self, x, training=False):
+            x = self.conv(x)
+            y = self.blocks[1](self.blocks[0](x))
+            x = self.sum([x, y])
+            return self.head(self.drop(self.flat(x), training=training))
+
+    return Net()
+
+
+def test_a_subclassed_model_trains_as_in_keras(float64):
+    keras = float64
+    cnn.set_seed(13)
+    rng = np.random.default_rng(14)
+    x, y = rng.standard_normal((16, 8, 8, 1)), np.eye(3)[rng.integers(0, 3, 16)]
+    ours, theirs = subclassed(cnn), subclassed(keras)
+    theirs(x[:1])  # Keras builds a subclassed model on its first call
+    ours(x[:1])
+    assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]  # attribute order, not call order
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-12, atol=1e-13)
+    ours.compile(optimizer=_sgd(cnn), loss="categorical_crossentropy", metrics=["accuracy"])
+    theirs.compile(optimizer=_sgd(keras), loss="categorical_crossentropy", metrics=["accuracy"])
+    for step in range(20):
+        batch = slice(8 * (step % 2), 8 * (step % 2) + 8)
+        np.testing.assert_allclose(ours.train_on_batch(x[batch], y[batch]),
+                                   np.asarray(theirs.train_on_batch(x[batch], y[batch]), dtype=np.float64),
+                                   rtol=1e-9, err_msg=str(step))
+    _assert_same_weights(ours, theirs)
+
+
+def test_a_subclassed_models_gradients_are_central_differences():
+    cnn.set_floatx("float64")
+    try:
+        cnn.set_seed(15)
+        model = subclassed(cnn)
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        rng = np.random.default_rng(16)
+        assert check_model(model, rng.standard_normal((4, 8, 8, 1)), np.eye(3)[[0, 1, 2, 0]]).passed
+    finally:
+        cnn.set_floatx("float32")
+
+
+def test_what_a_subclassed_model_cannot_do_is_refused_by_name(tmp_path):
+    from cnn.errors import NotInEngineError
+
+    L = cnn.layers
+
+    class Arithmetic(cnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = L.Dense(2), L.Dense(2)
+
+        def call(self, x):
+            return self.a(x) + self.b(x)
+
+    with pytest.raises(InputError, match="use a layer .*cnn.layers.Add"):
+        Arithmetic().predict(np.zeros((2, 3), np.float32))
+
+    class ThroughNumPy(Arithmetic):
+        def call(self, x):
+            return np.tanh(self.a(x))
+
+    with pytest.raises(InputError, match="use a layer"):
+        ThroughNumPy().predict(np.zeros((2, 3), np.float32))
+
+    class Branching(Arithmetic):
+        def call(self, x, training=False):
+            return self.a(x) if training else self.b(x)
+
+    with pytest.raises(NotInEngineError, match="another path with training=True"):
+        Branching().predict(np.zeros((2, 3), np.float32))
+
+    class MadeInCall(Arithmetic):
+        def call(self, x):
+            return L.Dense(2, name="late")(self.a(x))
+
+    with pytest.raises(InputError, match="uses layer 'late', which is no attribute"):
+        MadeInCall().predict(np.zeros((2, 3), np.float32))
+
+    class NoCall(cnn.Model):
+        pass
+
+    with pytest.raises(InputError, match="needs a call"):
+        NoCall()
+    model = subclassed(cnn)
+    model.predict(np.zeros((2, 8, 8, 1), np.float32))
+    with pytest.raises(NotInEngineError, match="save its weights with"):
+        model.save(tmp_path / "net.npz")
+    model.save_weights(tmp_path / "net.weights.h5")
+    other = subclassed(cnn)
+    other.build((None, 8, 8, 1))
+    other.load_weights(tmp_path / "net.weights.h5")
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
