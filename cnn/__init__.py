@@ -29,7 +29,7 @@ from .backend import floatx, set_floatx
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler, ModelCheckpoint,
                         ModelSaver, ReduceLROnPlateau)
 from .errors import CNNError, DataFileError, InputError, ModelFileError, NotInEngineError, TrainingDivergedError
-from .io import load_model, save_model
+from .saving import load_model, save_model
 from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                      GlobalAveragePooling2D, GlobalMaxPooling2D, Input, LeakyReLU, MaxPooling2D, ReLU, Reshape,
                      Softmax, ZeroPadding2D)

@@ -27,7 +27,7 @@ from .data import (BUNDLED_DATA, find_mnist_file, load_mnist, one_hot, read_idx_
                    read_text)
 from .errors import CNNError, DataFileError
 from .images import read_gray, write_png
-from .io import load_model
+from .saving import load_model
 from .layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from .random import set_seed
 

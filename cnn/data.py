@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataFileError, InputError
-from .io import atomic_write_bytes
+from .files import atomic_write_bytes
 from .limits import MAX_DEFLATE_RATIO, MAX_IDX_BYTES, MAX_TEXT_LINE_BYTES, open_regular
 
 IDX_TYPES = {

@@ -693,9 +693,9 @@ class Model(Sequential):
         if self.__dict__.get("_subclassed"):
             raise NotInEngineError(f"{type(self).__name__}: a subclassed model's config (its own get_config and "
                                    "from_config) is not in this engine yet; save its weights with save_weights")
-        from .io import model_config
+        from .saving import config_of
 
-        return model_config(self)
+        return config_of(self)
 
     def save(self, path):
         """Save as a Keras 3 ``.keras`` file (a functional model Keras loads) or the

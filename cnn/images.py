@@ -142,7 +142,7 @@ def write_png(path, image, scale=1, caption=None):
     """Write a grayscale picture (uint8 (rows, cols), 0 black, 255 white) as PNG,
     each pixel a ``scale`` x ``scale`` block, atomically; ``caption`` lines
     are written in a white band below it."""
-    from .io import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     Image = _pil()
     image = np.asarray(image)

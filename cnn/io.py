@@ -1,4 +1,4 @@
-"""Files: saving and loading models, and writing any file atomically.
+"""The engine's own model file: an ``.npz`` with the whole training state.
 
 A saved model is one NumPy ``.npz`` archive (a zip of ``.npy`` arrays):
 
@@ -18,123 +18,21 @@ wins). See :mod:`cnn.limits` for what a model file may ask for.
 import io
 import re
 import json
-import os
-import stat
-import tempfile
-import threading
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .limits import MAX_CONFIG_BYTES, MAX_DEFLATE_RATIO, MAX_LAYERS, MAX_WEIGHT_BYTES, load_json, open_regular
+from .files import atomic_write_bytes
+from .functional import Model, graph_from_spec, graph_spec, graph_weight_bytes
+from .layers import Input, get_class, layer_spec
+from .layers.merging import _Merge
+from .limits import MAX_CONFIG_BYTES, MAX_LAYERS, MAX_WEIGHT_BYTES, load_json
+from .model import Sequential
 
 FORMAT = "cnn-from-scratch model"
 VERSION = 1        # a Sequential: its layers in order
 GRAPH_VERSION = 2  # a functional model: its layers in Keras's order and what each reads ("inbound"); still read
 NODES_VERSION = 3  # a functional model: its inputs, each layer's calls and its outputs ("graph"), as Keras writes them
-
-
-TEMPORARY_SUFFIX = ".tmp"
-
-
-def _temporary_prefix(path):
-    return f".{path.name}."
-
-
-def _remove_abandoned_temporaries(path):
-    """Delete temporary files of earlier saves to ``path`` whose process is
-    gone (killed mid-save). A live process's temporary, another save still
-    running, is left alone."""
-    prefix = _temporary_prefix(path)
-    try:
-        names = os.listdir(path.parent or ".")
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(TEMPORARY_SUFFIX)):
-            continue
-        pid = name[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            try:
-                os.unlink(path.parent / name)
-            except OSError:
-                pass
-        except OSError:
-            pass  # alive, owned by someone else
-
-
-_umask_lock = threading.Lock()
-
-
-def _umask():
-    """The process's umask, read without changing it where Linux says it
-    (/proc/self/status), else set and restored at once under a lock."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    with _umask_lock:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def _plain_write_mode(path):
-    """The permissions ``open(path, 'wb')`` would leave: an existing file's own,
-    a new one's 0666 less the umask (mkstemp's 0600 is for the temporary only)."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def atomic_write_bytes(path, payload):
-    """Write ``payload`` to ``path`` all or nothing: a temporary file of its
-    own beside it (its name holds the process id and a random part), flushed to
-    disk, renamed into place, and the directory flushed. On any failure the old
-    file, if there was one, is untouched and the temporary file is removed;
-    temporaries left by a killed process are removed by the next save. The
-    file ends with the permissions a plain write would give it (an existing
-    file's, or 0666 less the umask)."""
-    path = Path(path)
-    if not path.name:
-        raise InputError(f"{str(path)!r} is not a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; give a file name")
-    _remove_abandoned_temporaries(path)
-    mode = _plain_write_mode(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=TEMPORARY_SUFFIX)
-    try:
-        os.fchmod(fd, mode)  # what a plain write would give, set before a byte is written
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # the rename itself survives a crash once the directory is on disk
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
 
 
 def model_config(model):
@@ -155,8 +53,6 @@ def model_config(model):
         if getattr(layer, "rng", None) is not None:
             generators[f"layer_{i}"] = layer.rng.bit_generator.state
     if graph:  # the inputs, each layer's calls and the outputs (cnn.functional.graph_spec)
-        from .functional import graph_spec
-
         shape = {"graph": graph_spec(model)}
     else:
         shape = {"input_shape": list(model.input_shape)}
@@ -175,17 +71,6 @@ def model_config(model):
             "generators": generators,
         },
     }
-
-
-def layer_spec(layer):
-    """How a layer is saved: its class name and its constructor's arguments."""
-    config = layer.get_config()
-    try:
-        json.dumps(config)
-    except TypeError as err:
-        raise InputError(f"layer {layer.name!r} ({type(layer).__name__}): get_config() must return JSON values "
-                         f"(numbers, strings, lists, dicts) so the model can be saved ({err})") from None
-    return {"class_name": type(layer).__name__, "config": config}
 
 
 def _optimizer_arrays(model):
@@ -279,60 +164,6 @@ def _restore_generator(rng, state, path):
         raise ModelFileError(f"{path}: a random generator state is corrupt ({err})") from None
 
 
-def load_model(path, custom_objects=None, compile=True):
-    """Load a model saved by :func:`save_model` (``.npz``) or a Keras 3 ``.keras`` file.
-
-    Nothing in the file is executed (no pickle) and no member is read before
-    its size is checked against what the architecture needs. A user's own
-    layer classes are found through ``custom_objects={'Name': cls}`` or
-    :func:`cnn.layers.register`.
-
-    Raises
-    ------
-    ModelFileError
-        If the file is missing, not a model archive, truncated, or its weights
-        do not match its architecture (naming the layer and the shapes).
-    """
-    path = Path(path)
-    if custom_objects is not None and not isinstance(custom_objects, dict):
-        raise InputError(f"custom_objects must be a dict of name -> class, got {type(custom_objects).__name__}")
-    with open_regular(path, ModelFileError) as f:
-        try:
-            archive = open_archive(f, path)
-            with archive:
-                if "config.json" in archive.namelist():  # a Keras 3 .keras file
-                    from .keras_io import load_keras_model
-                    return load_keras_model(path, custom_objects=custom_objects, compile=compile, _archive=archive)
-                return _load_from_archive(archive, path, custom_objects or {}, compile)
-        except ModelFileError:
-            raise
-        except Exception as err:  # untrusted bytes: whatever breaks, say so in our own terms
-            raise ModelFileError(f"{path}: not a readable model file ({type(err).__name__}: {err})") from None
-
-
-def open_archive(f, path, max_members=4 * MAX_LAYERS + 16):
-    """A zip archive on the open file ``f``, its directory checked against the
-    file: member sizes that the bytes present cannot hold are refused before
-    any member is read (a zip64 entry claiming a terabyte among them)."""
-    size = os.fstat(f.fileno()).st_size
-    try:
-        archive = zipfile.ZipFile(f)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
-        raise ModelFileError(f"{path}: not a readable model file: not a zip archive ({err})") from None
-    infos = archive.infolist()
-    if len(infos) > max_members:
-        raise ModelFileError(f"{path}: {len(infos)} members, more than a model file has")
-    stored = sum(info.compress_size for info in infos)
-    if stored > size:
-        raise ModelFileError(f"{path}: its directory claims {stored} compressed bytes in a {size}-byte file")
-    for info in infos:
-        bound = info.compress_size if info.compress_type == zipfile.ZIP_STORED else MAX_DEFLATE_RATIO * info.compress_size
-        if info.file_size > bound + 64:
-            raise ModelFileError(f"{path}: {info.filename} claims {info.file_size} bytes from "
-                                 f"{info.compress_size} compressed ones")
-    return archive
-
-
 def _checked_inbound(inbound, count, path):
     """A functional model's "inbound" lists, refused before anything is built
     unless each layer reads earlier layers only (-1: the model's input; so no
@@ -359,7 +190,6 @@ def _checked_inbound(inbound, count, path):
 def _graph_weight_bytes(layers, inbound, input_shape):
     """Bytes of weights the graph needs, from shapes alone (nothing built)."""
     from .backend import float_dtype
-    from .layers.merging import _Merge
 
     shape = tuple(int(d) for d in input_shape)
     if not shape or min(shape) < 1:
@@ -379,10 +209,6 @@ def _graph_weight_bytes(layers, inbound, input_shape):
 
 def _graph_model(layers, inbound, input_shape, name):
     """The functional model the lists describe, its layers called as they were."""
-    from .functional import Model
-    from .layers import Input
-    from .layers.merging import _Merge
-
     inputs = Input(tuple(int(d) for d in input_shape))
     tensors = {-1: inputs}
     for i, (layer, sources) in enumerate(zip(layers, inbound)):
@@ -394,10 +220,7 @@ def _graph_model(layers, inbound, input_shape, name):
     return model
 
 
-def _load_from_archive(archive, path, custom_objects, compile):
-    from .layers import get_class
-    from .model import Sequential
-
+def load_npz_archive(archive, path, custom_objects, compile):
     members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
     if "config" not in members:
         raise ModelFileError(f"{path}: no model configuration inside")
@@ -431,8 +254,6 @@ def _load_from_archive(archive, path, custom_objects, compile):
                 raise ModelFileError(f"{path}: layer {spec['class_name']!r} has no valid config")
             layers.append(cls.from_config(dict(spec["config"])))
         if config["version"] == NODES_VERSION:
-            from .functional import graph_weight_bytes
-
             needed = graph_weight_bytes(layers, config.get("graph"))
         elif config["version"] == GRAPH_VERSION:
             inbound = _checked_inbound(config.get("inbound"), len(layers), path)
@@ -447,8 +268,6 @@ def _load_from_archive(archive, path, custom_objects, compile):
             raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds at most "
                                  f"{held}" + (f" (and {MAX_WEIGHT_BYTES} is the limit)" if needed > MAX_WEIGHT_BYTES else ""))
         if config["version"] == NODES_VERSION:
-            from .functional import graph_from_spec
-
             model = graph_from_spec(layers, config["graph"], str(config.get("name", "functional")))
         elif config["version"] == GRAPH_VERSION:
             model = _graph_model(layers, inbound, config["input_shape"], str(config.get("name", "functional")))

@@ -23,8 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, ModelFileError
-from .io import atomic_write_bytes, open_archive
+from .files import atomic_write_bytes, open_archive
+from .functional import graph_from_spec, graph_spec, graph_weight_bytes
+from .layers import get_class
+from .layers.merging import _Merge
 from .limits import MAX_CONFIG_BYTES, MAX_LAYERS, MAX_WEIGHT_BYTES, load_json, open_regular, read_regular
+from .model import Sequential, _snake
 
 KERAS_WEIGHTS_MEMBER = "model.weights.h5"
 
@@ -39,8 +43,6 @@ def _h5py():
 
 def keras_layer_paths(model):
     """The HDF5 group Keras uses for each layer of ``model``, in order."""
-    from .model import _snake
-
     counts, paths = {}, []
     for layer in model.layers:
         base = _snake(type(layer).__name__)
@@ -51,7 +53,7 @@ def keras_layer_paths(model):
 
 
 def _read_member(archive, member, path, max_bytes):
-    """One member of an open, checked archive (:func:`cnn.io.open_archive`), at most ``max_bytes``."""
+    """One member of an open, checked archive (:func:`cnn.files.open_archive`), at most ``max_bytes``."""
     try:
         info = archive.getinfo(member)
     except KeyError:
@@ -268,9 +270,6 @@ def keras_functional_config(model):
     """The ``config.json`` of a Keras 3 functional model equal to the graph ``model``:
     an InputLayer per input, each layer with its ``inbound_nodes`` (the tensors
     each call read), the ``input_layers`` and ``output_layers``."""
-    from .functional import graph_spec
-    from .layers.merging import _Merge
-
     spec, dtype = graph_spec(model), str(model.dtype)
     shapes = {t.name: t.sample_shape for t in model.inputs}
     for layer in model.layers:
@@ -343,8 +342,6 @@ _IGNORED_KEYS = ("dtype", "batch_input_shape", "input_shape", "batch_shape")
 
 
 def _engine_layer(spec, path, custom_objects):
-    from .layers import get_class
-
     if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
         raise ModelFileError(f"{path}: a layer entry of config.json is not a dict")
     class_name, config = spec.get("class_name"), dict(spec.get("config") or {})
@@ -428,8 +425,6 @@ def _keras_call(node, layer, path):
 def _functional_from_keras(config, path, custom_objects, archive):
     """The engine's graph from a Keras 3 functional model's config, checked and
     sized from the description before anything is built."""
-    from .functional import graph_from_spec, graph_weight_bytes
-
     specs = config.get("layers")
     if not isinstance(specs, list) or not specs or len(specs) > MAX_LAYERS:
         raise ModelFileError(f"{path}: config.json lists no layers, or more than {MAX_LAYERS}")
@@ -478,8 +473,6 @@ def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
     and registered ones); anything else is refused by name. With ``compile``
     the file's optimizer, loss and metrics are used when it has them.
     """
-    from .model import Sequential
-
     path = Path(path)
     if _archive is None:
         with open_regular(path, ModelFileError) as f, open_archive(f, path) as archive:

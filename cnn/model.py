@@ -689,39 +689,27 @@ class Sequential:
         return calls
 
     def get_config(self):
-        from .io import layer_spec
+        from .layers import layer_spec
 
         return {"name": self.name, "layers": [layer_spec(layer) for layer in self.layers]}
 
     def save_weights(self, path):
         """Write the weights alone as Keras 3 does (``path`` ends in ``.weights.h5``), for
         ``load_weights`` here or a Keras model of the same architecture."""
-        if not str(path).endswith(".weights.h5"):
-            raise InputError(f"{path}: save_weights writes Keras's format; the name must end in .weights.h5")
-        from .keras_io import save_keras
+        from .saving import save_weights
 
-        save_keras(self, path)
+        save_weights(self, path)
 
     def load_weights(self, path):
         """Read weights written by ``save_weights`` (or by Keras) into this built model."""
-        if not str(path).endswith((".weights.h5", ".keras")):
-            raise InputError(f"{path}: load_weights reads a .weights.h5 or .keras file")
-        from .keras_io import load_keras_weights
+        from .saving import load_weights
 
-        load_keras_weights(self, path)
+        load_weights(self, path)
 
     def save(self, path):
         """Save the model, in the format its name asks for: ``.keras`` a Keras 3
         file (Keras and :func:`cnn.load_model` both load it), anything else the
         engine's own ``.npz`` with the whole training state (see :mod:`cnn.io`)."""
-        from pathlib import Path
+        from .saving import save_model  # the formats stand above the models (cnn.saving)
 
-        if Path(path).suffix == ".keras":
-            from .keras_io import save_keras
-            save_keras(self, path)
-        elif str(path).endswith(".h5"):
-            raise InputError(f"{path}: the legacy HDF5 model format is not written; use a .keras or .npz name "
-                             "(weights alone: cnn.keras_io.save_keras(model, 'name.weights.h5'))")
-        else:
-            from .io import save_model
-            save_model(self, path)
+        save_model(self, path)

@@ -55,7 +55,7 @@ def explorer_screenshot(model_path, out):
     from selenium.webdriver.common.by import By
 
     from cnn.explorer.server import serve_in_thread
-    from cnn.io import load_model
+    from cnn.saving import load_model
 
     server, url = serve_in_thread(load_model(model_path))
     options = webdriver.ChromeOptions()

@@ -30,7 +30,7 @@ import cnn
 from cnn.data import read_idx, read_text, write_idx, write_text
 from cnn.errors import CNNError, DataFileError, InputError, ModelFileError
 from cnn.images import read_gray, write_png
-from cnn.io import load_model
+from cnn.saving import load_model
 from cnn.keras_io import load_keras_model, load_keras_weights, save_keras
 
 from helpers import small_model
@@ -194,7 +194,7 @@ def _npz(path, arrays):
 
 
 def _config(model):
-    from cnn.io import model_config
+    from cnn.io import model_config  # the .npz format's description
 
     return np.frombuffer(json.dumps(model_config(model)).encode(), np.uint8)
 

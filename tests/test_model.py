@@ -11,7 +11,7 @@ from cnn import Conv2D, Dense, Flatten, Sequential
 from cnn.callbacks import Callback, ModelSaver
 from cnn.data import load_mnist, one_hot
 from cnn.errors import InputError, ModelFileError, TrainingDivergedError
-from cnn.io import load_model
+from cnn.saving import load_model
 from scripts.mnist_cnn import build_model
 
 from helpers import small_model as shared_small_model

@@ -17,7 +17,7 @@ import cnn
 from cnn.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from cnn.data import load_mnist, one_hot, read_idx, read_text
 from cnn.errors import InputError, CNNError, DataFileError, ModelFileError, TrainingDivergedError
-from cnn.io import load_model
+from cnn.saving import load_model
 
 from helpers import small_model
 

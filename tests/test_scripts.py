@@ -8,7 +8,7 @@ import numpy as np
 
 from cnn.data import read_text
 from cnn.images import write_png
-from cnn.io import load_model
+from cnn.saving import load_model
 from scripts.mnist_cnn import LABELS, made_up_digit
 
 ROOT = Path(__file__).resolve().parent.parent

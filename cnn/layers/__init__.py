@@ -17,6 +17,8 @@ Data is NHWC; convolution kernels are (kh, kw, cin, cout) and dense kernels
 A user's own layer subclasses :class:`Layer`; ``@register`` (or
 ``custom_objects=`` when loading) lets saved models find it by name.
 """
+import json
+
 from ..errors import InputError
 from .activation import ELU, LeakyReLU, ReLU, Softmax
 from .base import Layer
@@ -60,6 +62,17 @@ def register(cls=None, *, name=None):
         return cls
 
     return add(cls) if cls is not None else add
+
+
+def layer_spec(layer):
+    """How a layer is saved: its class name and its constructor's arguments."""
+    config = layer.get_config()
+    try:
+        json.dumps(config)
+    except TypeError as err:
+        raise InputError(f"layer {layer.name!r} ({type(layer).__name__}): get_config() must return JSON values "
+                         f"(numbers, strings, lists, dicts) so the model can be saved ({err})") from None
+    return {"class_name": type(layer).__name__, "config": config}
 
 
 def get_class(class_name, custom_objects=None):
