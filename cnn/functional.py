@@ -36,7 +36,7 @@ import numpy as np
 from .errors import InputError, NotInEngineError
 from .limits import MAX_NODES
 from .layers.base import Layer
-from .model import Sequential, _checked_samples, _checked_targets, _pool_over_conv, _snake
+from .model import Sequential, blas_held, _checked_samples, _checked_targets, _pool_over_conv, _snake
 from .tensors import KerasTensor
 
 
@@ -672,6 +672,7 @@ class Model(Sequential):
                                           for t in node.inputs]
         return [", ".join(connected[id(layer)]) for layer in self.layers]
 
+    @blas_held
     def trace(self, x, training=False):
         """Every node's call on one batch, in the order they run: ``(layer, inputs, output)``
         (for a model without shared layers, ``layers`` order)."""
@@ -683,6 +684,7 @@ class Model(Sequential):
         index = {id(node.output): i for i, node in enumerate(self._nodes)}
         return [[index.get(id(t), -1) for t in node.inputs] for node in self._nodes]
 
+    @blas_held
     def __call__(self, x, training=False):
         if is_symbolic(x):
             raise NotInEngineError("a model called on symbolic tensors (a model used as a layer) is not in this "

@@ -7,6 +7,7 @@ are shared safely (:mod:`kernels.parallel`), a loss object keeps what its
 backward pass needs per thread. What cannot be shared is refused: a layer
 already in another model, an optimizer that holds another model's state.
 """
+import functools
 import re
 import sys
 import weakref
@@ -23,6 +24,7 @@ from .layers import Conv2D, InputLayer, Layer, MaxPooling2D
 from .layers.base import check_name
 from .random import new_generator
 from .tensors import KerasTensor
+from kernels.parallel import one_blas_thread
 
 
 def _snake(name):
@@ -42,6 +44,18 @@ def _positive_int(value, what):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{what} must be an int >= 1, got {value!r}")
     return int(value)
+
+
+def blas_held(method):
+    """Run a model's method with BLAS held to one thread throughout (see
+    :func:`kernels.parallel.one_blas_thread`): the kernels inside then only
+    count themselves in. A user's callback inside ``fit`` sees BLAS on one thread."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with one_blas_thread():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _count(data):
@@ -389,6 +403,7 @@ class Sequential:
             return _logs(float(loss), names, means)
         return float(loss) if not names else [float(loss), *means]
 
+    @blas_held
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch, as Keras 3's: the batch's loss (a float)
         when the model has no metrics, else ``[loss, metric, ...]`` (the metrics of
@@ -402,6 +417,7 @@ class Sequential:
         loss, sums = self._train_step(x, y)
         return self._batch_result(loss, sums, _count(x), return_dict)
 
+    @blas_held
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """The loss and metrics of one batch at inference (weights unchanged), as
         Keras 3's ``test_on_batch`` returns them."""
@@ -414,6 +430,7 @@ class Sequential:
         loss = self._loss(probs, y) + self._regularization(with_gradients=False)
         return self._batch_result(loss, self._metric_sums(probs, y), _count(x), return_dict)
 
+    @blas_held
     def compute_gradients(self, x, y, training=True):
         """The loss of one batch and its gradient with respect to every
         trainable weight, without changing the weights (for learners and for
@@ -438,12 +455,14 @@ class Sequential:
         grads = {(layer.name, name): layer.grads[name].copy() for layer in self.layers for name in layer.trainable_names}
         return loss, grads
 
+    @blas_held
     def __call__(self, x, training=False):
         """``model(x)``: the outputs for one batch, as Keras's ``model(x)``."""
         x = self._check_x(np.asarray(x))
         return self._forward(x, training=training)
 
     # ------------------------------------------------------------ Keras API
+    @blas_held
     def fit(self, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
@@ -565,6 +584,7 @@ class Sequential:
                 "the last checkpoint written before this, if any, is intact"
             )
 
+    @blas_held
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
         """Loss and metrics on (x, y) at inference: ``[loss, accuracy]`` (or
         ``[loss]`` without metrics; a dict with ``return_dict``)."""
@@ -589,6 +609,7 @@ class Sequential:
             metric_sums = [a + b for a, b in zip(metric_sums, self._metric_sums(probs, yb))]
         return [loss_sum / n + self._regularization(with_gradients=False), *(v / n for v in metric_sums)]
 
+    @blas_held
     def predict(self, x, batch_size=None, verbose=0):
         """The model's outputs for ``x`` at inference, shape (n, *output_shape)."""
         x = self._check_x(x)
@@ -675,6 +696,7 @@ class Sequential:
         """For each layer, the indices in ``layers`` of the layers it reads (-1: the input)."""
         return [[i - 1] for i in range(len(self.layers))]
 
+    @blas_held
     def trace(self, x, training=False):
         """Every layer's call on one batch, in ``layers`` order: a list of
         ``(layer, inputs, output)`` with ``inputs`` the list of arrays it read

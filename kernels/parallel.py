@@ -28,6 +28,7 @@ larger ones), and a result must not depend on whether another thread held
 the limit at that moment. Setting and restoring the limit costs about a
 microsecond (threadpoolctl, measured on that machine).
 """
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -52,9 +53,9 @@ _pool = None
 _pool_pid = None
 _pool_users = {}      # pool -> calls of run_chunks using it now
 _retired = set()      # pools set_workers replaced, shut down when their last user is done
-_blas = None
+_blas = None          # BLAS libraries' controllers (threadpoolctl), found once
 _blas_holders = 0     # calls of run_chunks (in any thread) holding BLAS to one thread now
-_blas_limiter = None  # what restores BLAS's own thread count when the last one is done
+_blas_limiter = None  # each library's own thread count, restored when the last holder is done
 
 
 def _free_blas_control():
@@ -71,14 +72,22 @@ def _free_blas_control():
         clear(force=True)
 
 
+def _blas_libraries():
+    global _blas
+    if _blas is None:
+        _blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _blas
+
+
 def _hold_blas():
     """Hold BLAS to one thread (the first holder in the process sets the limit)."""
-    global _blas, _blas_holders, _blas_limiter
-    if _blas is None:
-        _blas = ThreadpoolController()
+    global _blas_holders, _blas_limiter
     if _blas_holders == 0:
+        libraries = _blas_libraries()
         _free_blas_control()
-        _blas_limiter = _blas.limit(limits=1, user_api="blas")
+        _blas_limiter = [(lib, lib.get_num_threads()) for lib in libraries]
+        for lib in libraries:
+            lib.set_num_threads(1)
         _free_blas_control()
     _blas_holders += 1
 
@@ -89,9 +98,24 @@ def _let_go_blas():
     _blas_holders -= 1
     if _blas_holders == 0:
         _free_blas_control()
-        _blas_limiter.restore_original_limits()
+        for lib, threads in _blas_limiter:
+            lib.set_num_threads(threads)
         _free_blas_control()
         _blas_limiter = None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread for a whole model call (predict, a training step): the
+    kernels inside then only count themselves in, for well under a microsecond
+    each, instead of setting and restoring the limit around every product."""
+    with _lock:
+        _hold_blas()
+    try:
+        yield
+    finally:
+        with _lock:
+            _let_go_blas()
 
 
 def _acquire():
