@@ -36,7 +36,7 @@ import numpy as np
 from .errors import InputError, NotInEngineError
 from .limits import MAX_NODES
 from .layers.base import Layer
-from .model import Sequential, blas_held, _checked_samples, _checked_targets, _pool_over_conv, _snake
+from .model import Sequential, blas_held, _as_input, _checked_samples, _checked_targets, _pool_over_conv, _snake
 from .tensors import KerasTensor
 
 
@@ -319,7 +319,7 @@ class Model(Sequential):
         the layers its ``__init__`` made; a functional model runs its graph."""
         if self.__dict__.get("_subclassed"):
             raise InputError(f"{type(self).__name__} has no call method of its own")
-        return self._forward(self._check_x(_as_arrays(inputs)), training=training)
+        return self._forward(self._check_x(_as_input(inputs)), training=training)
 
     def _trace(self, shapes):
         """Build a subclassed model: call ``call`` on symbolic inputs of ``shapes``
@@ -676,7 +676,7 @@ class Model(Sequential):
     def trace(self, x, training=False):
         """Every node's call on one batch, in the order they run: ``(layer, inputs, output)``
         (for a model without shared layers, ``layers`` order)."""
-        return [(node.layer, ins, out) for node, ins, out in self._calls(self._check_x(_as_arrays(x)), training)]
+        return [(node.layer, ins, out) for node, ins, out in self._calls(self._check_x(_as_input(x)), training)]
 
     def producers(self):
         """For each layer, the indices in ``layers`` of the layers it reads (-1: the input)."""
@@ -689,7 +689,7 @@ class Model(Sequential):
         if is_symbolic(x):
             raise NotInEngineError("a model called on symbolic tensors (a model used as a layer) is not in this "
                                    "engine yet; call its layers on the tensors instead")
-        return self._forward(self._check_x(_as_arrays(x)), training=training)
+        return self._forward(self._check_x(_as_input(x)), training=training)
 
     def get_config(self):
         if self.__dict__.get("_subclassed"):
@@ -709,13 +709,6 @@ class Model(Sequential):
                                    "model.save_weights('name.weights.h5') and load them into a new one")
         Sequential.save(self, path)
 
-
-def _as_arrays(x):
-    if isinstance(x, dict):
-        return {k: np.asarray(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [np.asarray(v) for v in x]
-    return np.asarray(x)
 
 
 # ---------------------------------------------------------------- the graph as data

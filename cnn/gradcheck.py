@@ -393,7 +393,7 @@ def check_model(model, x, y, training=True, eps=DEFAULT_EPS, atol=DEFAULT_ATOL, 
 
     Parameters
     ----------
-    model : a compiled Sequential (it is copied, never changed)
+    model : a compiled model, Sequential or graph (it is copied, never changed)
     x, y : one batch, as ``fit`` takes it
     training : bool, training mode (dropout masks held fixed) or inference
     max_checks : entries per weight (default: all up to 1,000, else 300 at random)
@@ -412,36 +412,32 @@ def check_model(model, x, y, training=True, eps=DEFAULT_EPS, atol=DEFAULT_ATOL, 
     for layer in model.layers:
         for name in layer.params:
             layer.params[name] = layer.params[name].astype(np.float64)
-    from .model import _count
-
     if isinstance(x, dict):  # a graph's inputs by name
         x = {key: np.array(value, dtype=np.float64) for key, value in x.items()}
     elif isinstance(x, (list, tuple)):
         x = [np.array(value, dtype=np.float64) for value in x]
     else:
         x = np.array(x, dtype=np.float64)
-    x = model._check_x(x)
-    y = model._check_y(y if isinstance(y, (list, tuple, dict)) else np.asarray(y), _count(x))
+    y = y if isinstance(y, (list, tuple, dict)) else np.asarray(y)
     states = [copy.deepcopy(layer.rng) for layer in model.layers]
     moving = [{n: v.copy() for n, v in layer.params.items() if n not in layer.trainable_names} for layer in model.layers]
     owners = [(layer, name) for layer in model.layers for name in layer.trainable_names]
 
-    def loss(*weights):
+    def as_it_was():
         for layer, state, saved in zip(model.layers, states, moving):
             if state is not None:
                 layer.rng = copy.deepcopy(state)  # the same dropout masks on every call
             for name, value in saved.items():
                 layer.params[name][...] = value  # BatchNorm's moving statistics as they were
-        probs = model._forward(x, training=training)
-        return model._loss(probs, y) + model._regularization(with_gradients=False)
+
+    def loss(*weights):  # the model's public API only: a call, then Keras's compute_loss
+        as_it_was()
+        return model.compute_loss(x, y, model(x, training=training), training=training)
 
     def backward(dout):
-        if getattr(model, "_nodes", None) is None:  # a Sequential: every layer but the first passes a gradient on
-            for layer in model.layers:
-                layer.needs_input_gradient = layer is not model.layers[0]
-        model._backward()
-        model._regularization(with_gradients=True)
-        return tuple(layer.grads[name] * float(dout) for layer, name in owners)
+        as_it_was()
+        _, grads = model.compute_gradients(x, y, training=training)
+        return tuple(grads[(layer.name, name)] * float(dout) for layer, name in owners)
 
     weights = [layer.params[name] for layer, name in owners]
     names = [f"{layer.name}/{name}" for layer, name in owners]

@@ -58,6 +58,15 @@ def blas_held(method):
     return wrapper
 
 
+def _as_input(x):
+    """What a model call takes, as arrays: an array, or a list or dict of them."""
+    if isinstance(x, dict):
+        return {k: np.asarray(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [np.asarray(v) for v in x]
+    return np.asarray(x)
+
+
 def _count(data):
     """The number of samples in an array, or in a list of arrays (one per input or output)."""
     return (data[0] if isinstance(data, list) else data).shape[0]
@@ -454,6 +463,22 @@ class Sequential:
             layer.needs_input_gradient = need
         grads = {(layer.name, name): layer.grads[name].copy() for layer in self.layers for name in layer.trainable_names}
         return loss, grads
+
+    @blas_held
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss (the compiled losses, weighted, plus the weight penalties) of
+        ``y_pred`` against ``y``, as Keras 3's ``compute_loss``. ``y_pred`` must be
+        what the model's last call gave (a softmax output's cross-entropy is taken from
+        that call's logits); without it the model is called on ``x`` here."""
+        if sample_weight is not None:
+            raise InputError("compute_loss: sample_weight= is not supported by this engine")
+        self._check_ready()
+        if y_pred is None:
+            if x is None:
+                raise InputError("compute_loss needs x (to call the model on) or y_pred")
+            y_pred = self._forward(self._check_x(_as_input(x)), training=training)
+        y = self._check_y(y, _count(y_pred))
+        return float(self._loss(y_pred, y) + self._regularization(with_gradients=False))
 
     @blas_held
     def __call__(self, x, training=False):
