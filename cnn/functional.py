@@ -133,6 +133,8 @@ def sort_graph(inputs, outputs):
         stack = [(output, False)]
         while stack:
             tensor, finished = stack.pop()
+            if any(tensor is t for t in inputs):  # the walk stops at an input, a layer's output or not (as Keras)
+                continue
             node = tensor._node
             if node is None:
                 if not any(tensor is t for t in inputs):
@@ -151,7 +153,7 @@ def sort_graph(inputs, outputs):
             met.setdefault(id(node.layer), len(met))
             stack.append((tensor, True))
             for t in reversed(node.inputs):
-                if t._node is None or state.get(id(t._node)) != "done":
+                if t._node is None or state.get(id(t._node)) != "done" or any(t is i for i in inputs):
                     stack.append((t, False))
     node_depth, layer_depth = {}, {}
     for node in reversed(post):  # consumers before producers
@@ -235,11 +237,7 @@ class Model(Sequential):
     def _set_graph(self, ins, outs, order=None):
         """Take the graph from ``ins`` to ``outs``: its nodes sorted, its layers
         (in Keras's order, or in ``order``: a subclassed model's attribute order)."""
-        for t in ins:
-            if t._node is not None:
-                raise NotInEngineError("Model: an input that a layer made (a sub-graph from the middle) is not in "
-                                       "this engine yet; start from the cnn.Input tensors")
-        nodes, layers = sort_graph(ins, outs)
+        nodes, layers = sort_graph(ins, outs)  # an input may be a layer's output: a sub-graph from the middle
         if not nodes:
             raise InputError("Model: the output is the input itself; put a layer between them")
         if order is not None:
@@ -389,6 +387,10 @@ class Model(Sequential):
         if self.__dict__.get("_subclassed") is True:
             self._build_subclassed(x)
         return self._check_graph_x(x, what)
+
+    @property
+    def _input_ids(self):
+        return {id(t) for t in self.inputs}  # found anew: a copied model (copy.deepcopy) has other ids
 
     @property
     def input(self):
@@ -609,6 +611,9 @@ class Model(Sequential):
 
     def _backward(self):
         pending, fused, summed = {}, {}, {}
+        for node in self._nodes:  # this model's flags: a layer may also serve a model it came from
+            if node.layer.name not in self._shared:
+                node.layer.needs_input_gradient = self._needs_dx[node.index]
         for i, seed in self._seeds.items():
             if i in self._fused_outputs:  # the output layer's softmax meets the cross-entropy: (p - y) / n
                 fused[self._outputs[i]._node.index] = seed
@@ -653,7 +658,7 @@ class Model(Sequential):
 
         grads = grads if isinstance(node.layer, _Merge) else [grads]
         for tensor, grad in zip(node.inputs, grads):
-            if tensor._node is None:  # a model input
+            if id(tensor) in self._input_ids:  # a model input (the data, or a tensor a sub-graph starts from)
                 continue
             self._add(pending, tensor, grad)
 
@@ -667,7 +672,7 @@ class Model(Sequential):
         """Keras's "Connected to": each call's inputs as ``layer[call][0]``, over every call of the layer."""
         connected = collections.defaultdict(list)
         for node in sorted(self._nodes, key=lambda n: n.index):
-            connected[id(node.layer)] += [f"{t.name}[0][0]" if t._node is None else
+            connected[id(node.layer)] += [f"{t.name}[0][0]" if id(t) in self._input_ids else
                                           f"{t._node.layer.name}[{t._node.layer._nodes.index(t._node)}][0]"
                                           for t in node.inputs]
         return [", ".join(connected[id(layer)]) for layer in self.layers]
@@ -726,8 +731,10 @@ def graph_spec(model):
         calls[node.index] = (node.layer.name, len(per_layer[node.layer.name]))
         per_layer[node.layer.name].append(node)
 
+    inputs = {id(t) for t in model.inputs}
+
     def ref(tensor):
-        return [tensor.name, 0, 0] if tensor._node is None else [*calls[tensor._node.index], 0]
+        return [tensor.name, 0, 0] if id(tensor) in inputs else [*calls[tensor._node.index], 0]
 
     return {"inputs": [{"name": t.name, "shape": list(t.sample_shape)} for t in model.inputs],
             "calls": [[[ref(t) for t in node.inputs] for node in per_layer[layer.name]] for layer in model.layers],

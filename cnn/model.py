@@ -380,6 +380,8 @@ class Sequential:
         return total
 
     def _backward(self):
+        for i, layer in enumerate(self.layers):  # the first layer's input is the data; a graph made from this
+            layer.needs_input_gradient = i > 0   # model's layers may have set other flags for its own pass
         if self._fused:
             grad = self.layers[-1].backward_from_logits(self.loss.backward_from_logits())
             layers = self.layers[-2::-1]

@@ -422,6 +422,49 @@ def test_an_html_layer_name_is_shown_as_text(browser, tmp_path):
         srv.server_close()
 
 
+def test_a_graphs_page_says_what_each_layer_reads_and_explains_a_sum(browser):
+    """A skip connection in the page: the sum layer's heading names both of its
+    inputs, and a clicked cell of it is the sum of the two cells it was made
+    from, each the engine's number."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    L = cnn.layers
+    cnn.set_seed(4)
+    inputs = cnn.Input((28, 28, 1))
+    a = L.Conv2D(3, 3, padding="same", activation="relu", name="a")(inputs)
+    b = L.Conv2D(3, 3, padding="same", activation="relu", name="b")(a)
+    skip = L.Conv2D(3, 1, name="skip")(inputs)
+    x = L.add([b, skip], name="sum")
+    model = cnn.Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(L.MaxPooling2D(2)(x))))
+    srv, url = _serve(model)
+    try:
+        browser.get(url + "/")
+        wait_for(browser, "return document.body.dataset.ready === 'yes'")
+        browser.execute_script("const s = document.getElementById('samples'); s.value = '3';"
+                               "s.dispatchEvent(new Event('change'));")
+        settle(browser)
+        reads = [p.text for p in browser.find_elements(By.CSS_SELECTOR, "#layers p.reads")]
+        assert "reads b and skip" in reads and "reads the input" in reads, reads
+        names = [layer.name for layer in model.layers]
+        canvas = browser.find_elements(By.CSS_SELECTOR, f'canvas.map[data-layer="{names.index("sum")}"]')[1]
+        ActionChains(browser).move_to_element_with_offset(canvas, 3, 3).click().perform()
+        wait_for(browser, "return document.getElementById('panel').dataset.cell")
+        panel = browser.find_element(By.ID, "panel")
+        image = json.loads(panel.get_attribute("data-input"))
+        row, col, channel = json.loads(panel.get_attribute("data-cell"))
+        calls = model.trace(np.asarray(image, np.float32)[None, :, :, None] / 255)
+        expected = float(calls[names.index("sum")][2][0, row, col, channel])
+        parts = [float(calls[names.index(n)][2][0, row, col, channel]) for n in ("b", "skip")]
+        assert float(browser.find_element(By.ID, "panel-engine").text) == pytest.approx(expected, abs=1e-3)
+        assert float(browser.find_element(By.ID, "panel-value").text) == pytest.approx(sum(parts), abs=1e-3)
+        text = panel.text
+        assert "Add:" in text and "the same number" in text and f"b[{row}, {col}, {channel}]" in text
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 # ---------------------------------------------------------------- concurrency
 def _check_answer(model_names, path, status, answer):
     """An answer is right when it is whole and from one model: 200, probabilities

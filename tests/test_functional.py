@@ -396,6 +396,48 @@ def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
         e = call("/api/explain", {"input": predicted["input"], "layer": names.index("pool"), "row": 3, "col": 4,
                                   "channel": 0})
         assert e["equal"] and e["receptive"]["layer"] == names.index("sum")
+        # a merge layer's cell: the cells of its inputs and the sum of them, beside the engine's value
+        calls = model.trace(x)
+        e = call("/api/explain", {"input": predicted["input"], "layer": names.index("sum"), "row": 5, "col": 7,
+                                  "channel": 2})
+        assert e["kind"] == "merge" and e["op"] == "Add" and e["equal"]
+        assert [(i["name"], i["cell"]) for i in e["inputs"]] == [("b", [5, 7, 2]), ("skip", [5, 7, 2])]
+        for source in e["inputs"]:
+            assert source["value"] == pytest.approx(float(calls[names.index(source["name"])][2][0, 5, 7, 2]), abs=1e-6)
+        assert e["value"] == pytest.approx(e["inputs"][0]["value"] + e["inputs"][1]["value"], abs=1e-6)
+        assert e["engine"] == pytest.approx(float(calls[names.index("sum")][2][0, 5, 7, 2]), abs=1e-6)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_the_explorer_explains_a_concatenated_cell_as_a_copy_of_one_input():
+    import json
+    import urllib.request
+
+    from cnn.explorer.server import serve_in_thread
+
+    L = cnn.layers
+    cnn.set_seed(9)
+    inputs = cnn.Input((28, 28, 1))
+    a = L.Conv2D(3, 3, padding="same", activation="relu", name="a")(inputs)
+    b = L.Conv2D(2, 5, padding="same", activation="relu", name="b")(inputs)
+    x = L.concatenate([a, b], name="both")
+    model = cnn.Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(L.MaxPooling2D(2)(x))))
+    srv, url = serve_in_thread(model)
+    try:
+        def call(path, body=None):
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return json.loads(answer.read())
+
+        names = [l["name"] for l in call("/api/model")["layers"]]
+        predicted = call("/api/predict", {"sample": 4})
+        e = call("/api/explain", {"input": predicted["input"], "layer": names.index("both"), "row": 12, "col": 15,
+                                  "channel": 4})  # channel 4 of 5: input b's channel 1
+        assert e["kind"] == "merge" and e["op"] == "Concatenate" and e["equal"]
+        assert [(i["name"], i["cell"]) for i in e["inputs"]] == [("b", [12, 15, 1])]
     finally:
         srv.shutdown()
         srv.server_close()

@@ -485,3 +485,36 @@ def test_what_a_subclassed_model_cannot_do_is_refused_by_name(tmp_path):
     other.load_weights(tmp_path / "net.weights.h5")
     for a, b in zip(other.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_sub_model_from_a_tensor_in_the_middle_is_kerass(float64, tmp_path):
+    """keras.Model(some_layer.output, model.output): the walk stops at the given
+    tensor, as Keras's does; the head trains on features and the whole model,
+    sharing those layers, still trains right (its layers' flags are its own)."""
+    keras = float64
+    cnn.set_seed(17)
+    ours, theirs = two_outputs(cnn), two_outputs(keras)
+    ours.set_weights(theirs.get_weights())
+    mine = cnn.Model(ours.get_layer("flat").output, ours.get_layer("alpha").output)
+    reference = keras.Model(theirs.get_layer("flat").output, theirs.get_layer("alpha").output)
+    assert [l.name for l in mine.layers] == [l.name for l in reference.layers if type(l).__name__ != "InputLayer"]
+    features = np.random.default_rng(18).standard_normal((8, 64))
+    np.testing.assert_allclose(mine.predict(features), reference.predict(features, verbose=0), rtol=1e-12)
+    mine.compile(optimizer=_sgd(cnn), loss="mse")
+    reference.compile(optimizer=_sgd(keras), loss="mse")
+    targets = np.random.default_rng(19).standard_normal((8, 2))
+    for _ in range(5):
+        assert mine.train_on_batch(features, targets) == pytest.approx(
+            float(reference.train_on_batch(features, targets)), rel=1e-9)
+    for got, want in zip(mine.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-9, atol=1e-12)
+    ours.set_weights(theirs.get_weights())  # the whole model again, after its head was trained alone
+    x, y = _two_output_data()
+    ours.compile(optimizer=_sgd(cnn), loss=["categorical_crossentropy", "mse"])
+    theirs.compile(optimizer=_sgd(keras), loss=["categorical_crossentropy", "mse"])
+    for _ in range(3):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), theirs.train_on_batch(x, y), rtol=1e-9)
+    _assert_same_weights(ours, theirs)
+    mine.save(tmp_path / "head.npz")
+    again = cnn.load_model(tmp_path / "head.npz")
+    np.testing.assert_array_equal(again.predict(features), mine.predict(features))

@@ -16,7 +16,8 @@ import threading
 import numpy as np
 
 from ..images import bright_ink, mnist_style
-from ..layers import Conv2D, Dropout, MaxPooling2D
+from ..layers import Concatenate, Conv2D, Dropout, MaxPooling2D
+from ..layers.merging import _Merge
 from kernels.geometry import window_geometry
 
 MAX_SIDE = 1024  # a drawing's canvas, per side
@@ -153,9 +154,11 @@ class Explorer:
         model = self.snapshot()
         index = _int(body, "layer", 0, len(model.layers) - 1)
         layer = model.layers[index]
+        if isinstance(layer, _Merge) and len(layer.output_shape) == 3:
+            return self._explain_merge(model, index, image, body)
         if not isinstance(layer, (Conv2D, MaxPooling2D)):
             raise ApiError(f"layer {index} ({type(layer).__name__}) has no windows to explain; "
-                           "choose a Conv2D or MaxPooling2D layer")
+                           "choose a Conv2D, MaxPooling2D or merge layer")
         oh, ow, channels = layer.output_shape
         row, col = _int(body, "row", 0, oh - 1), _int(body, "col", 0, ow - 1)
         channel = _int(body, "channel", 0, channels - 1)
@@ -199,6 +202,47 @@ class Explorer:
                 "products": _round(products.transpose(2, 0, 1), 6), "inside": inside, "sum": total, "bias": bias,
                 "pre_activation": pre, "activation": layer.activation, "value": activated, "engine": engine,
                 "equal": bool(np.isclose(activated, engine, rtol=1e-4, atol=1e-5)), "receptive": receptive}
+
+    def _explain_merge(self, model, index, image, body):
+        """A merge layer's cell: the cells of its inputs it was made from, and the
+        operation on them (a sum, a difference, a product, a mean, an extreme),
+        or, for a concatenation, the one input channel it is a copy of."""
+        layer = model.layers[index]
+        oh, ow, channels = layer.output_shape
+        row, col = _int(body, "row", 0, oh - 1), _int(body, "col", 0, ow - 1)
+        channel = _int(body, "channel", 0, channels - 1)
+        _, calls = self._forward(model, image)
+        ins, out = calls[index][1], calls[index][2]
+        engine = float(out[0, row, col, channel])
+        sources = model.producers()[index]
+        names = [model.layers[j].name if j >= 0 else "input" for j in sources]
+        kind = type(layer).__name__
+        if isinstance(layer, Concatenate):
+            axis = layer.axis % 4
+            if axis != 3:
+                raise ApiError(f"layer {index} concatenates along axis {layer.axis}; the explorer explains "
+                               "concatenations of channels (axis -1)")
+            offset = 0
+            for j, x in enumerate(ins):
+                if channel < offset + x.shape[3]:
+                    value = float(x[0, row, col, channel - offset])
+                    return {"kind": "merge", "op": kind, "layer": index, "name": layer.name,
+                            "cell": [row, col, channel],
+                            "inputs": [{"layer": sources[j], "name": names[j], "cell": [row, col, channel - offset],
+                                        "value": value}],
+                            "value": value, "engine": engine, "equal": value == engine}
+                offset += x.shape[3]
+        cells = []
+        for j, x in enumerate(ins):  # a (1, 1, C) input (squeeze-excite) is broadcast: its cell is (0, 0, c)
+            r, c = (row if x.shape[1] > 1 else 0), (col if x.shape[2] > 1 else 0)
+            ch = channel if x.shape[3] > 1 else 0
+            cells.append({"layer": sources[j], "name": names[j], "cell": [r, c, ch], "value": float(x[0, r, c, ch])})
+        values = np.array([cell["value"] for cell in cells], dtype=np.float64)
+        value = float({"Add": np.sum, "Multiply": np.prod, "Average": np.mean, "Maximum": np.max,
+                       "Minimum": np.min}.get(kind, lambda v: v[0] - v[1])(values))
+        return {"kind": "merge", "op": kind, "layer": index, "name": layer.name, "cell": [row, col, channel],
+                "inputs": cells, "value": value, "engine": engine,
+                "equal": bool(np.isclose(value, engine, rtol=1e-5, atol=1e-6))}
 
     # ---------------------------------------------------------------- arithmetic
     def geometry(self, body):

@@ -145,6 +145,8 @@ function drawLayers() {
     const box = el("div", { className: "layer" });
     const [h, w, c] = layer.shape;
     box.append(el("h3", {}, `${layer.name} (${layer.type}) ${h}x${w}x${c}${layer.note ? " - " + layer.note : ""}`));
+    const reads = readsText(layer.index);
+    if (reads) box.append(el("p", { className: "small reads" }, reads));
     box.append(legend(layer.min, layer.max));
     const maps = document.createElement("div");
     maps.className = "maps";
@@ -168,6 +170,15 @@ function drawLayers() {
   }
 }
 
+const MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"];
+
+function readsText(index) {
+  // in a graph, which tensors a layer reads, when that is not just the layer listed before it
+  const inputs = state.model.layers[index].inputs;
+  if (inputs.length === 1 && inputs[0] === index - 1) return null;
+  return "reads " + inputs.map(j => j < 0 ? "the input" : state.model.layers[j].name).join(" and ");
+}
+
 function table(values, cls) {  // a 2-D array as a small table; cls(i, j) gives a cell's class
   return el("table", { className: "grid" }, ...values.map((row, i) =>
     el("tr", {}, ...row.map((v, j) => el("td", { className: cls ? cls(i, j) : "" }, fmt(v))))));
@@ -175,9 +186,10 @@ function table(values, cls) {  // a 2-D array as a small table; cls(i, j) gives 
 
 async function explain(layerIndex, row, col, channel) {
   const layer = state.model.layers[layerIndex];
-  if (layer.type !== "Conv2D" && layer.type !== "MaxPooling2D") {
+  const merging = MERGES.includes(layer.type);
+  if (layer.type !== "Conv2D" && layer.type !== "MaxPooling2D" && !merging) {
     showPanel(`${layer.name} (${layer.type})`,
-              [el("p", {}, "This layer has no windows to explain: choose a Conv2D or MaxPooling2D output.")]);
+              [el("p", {}, "This layer has no windows to explain: choose a Conv2D, MaxPooling2D or merge layer's output.")]);
     return;
   }
   let e;
@@ -185,6 +197,7 @@ async function explain(layerIndex, row, col, channel) {
   try { e = await api("explain", { input, layer: layerIndex, row, col, channel }); }
   catch (err) { showPanel("error", [el("p", {}, err.message)]); return; }
   state.explain = { ...e, input };  // with the input it is about
+  if (e.kind === "merge") { explainMerge(e, input); return; }
   highlight(e.receptive, layerIndex, row, col, channel);
   const pad = (i, j) => e.inside[i][j] ? "" : "pad";
   const nodes = [el("p", {}, `Output cell [${row}, ${col}] of channel ${channel}; its window in the layer below is rows
@@ -209,6 +222,39 @@ async function explain(layerIndex, row, col, channel) {
     ` for this cell: ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.`));
   showPanel(`${e.name}: how one cell was computed`, nodes);
   const panel = document.getElementById("panel");  // what was explained, for the tests
+  panel.dataset.cell = JSON.stringify(e.cell);
+  panel.dataset.layer = e.layer;
+  panel.dataset.input = JSON.stringify(input);
+}
+
+function explainMerge(e, input) {
+  // a merge layer's cell: the cells of its inputs it was made from, each outlined on its own map
+  const [row, col, channel] = e.cell;
+  const ops = { Add: " + ", Subtract: " - ", Multiply: " x ", Maximum: ", ", Minimum: ", ", Average: " + " };
+  const terms = e.inputs.map(i => `${i.name}[${i.cell.join(", ")}] = ${fmt(i.value)}`);
+  const values = e.inputs.map(i => fmt(i.value)).join(ops[e.op] || ", ");
+  const formula = e.op === "Concatenate" ? `a copy of ${terms[0]}`
+    : e.op === "Maximum" || e.op === "Minimum" ? `${e.op.toLowerCase()}(${values})`
+    : e.op === "Average" ? `(${values}) / ${e.inputs.length}` : values;
+  const nodes = [el("p", {}, `Output cell [${row}, ${col}] of channel ${channel} is made from `,
+                    e.inputs.length === 1 ? "one cell of one input" : `${e.inputs.length} cells, one of each input`,
+                    e.op === "Concatenate" ? " (the channels of the inputs follow each other)." : "."),
+                 el("ul", {}, ...terms.map(t => el("li", {}, t))),
+                 el("p", {}, `${e.op}: ${formula} = `, el("b", { id: "panel-value" }, fmt(e.value))),
+                 el("p", {}, "the engine computed ", el("b", { id: "panel-engine" }, fmt(e.engine)),
+                    ` for this cell: ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.`)];
+  showPanel(`${e.name}: how one cell was computed`, nodes);
+  drawLayers();
+  for (const i of e.inputs) {  // each source cell in red, on its map (or on the input)
+    const canvas = i.layer < 0 ? document.getElementById("seen")
+      : document.querySelector(`canvas.map[data-layer="${i.layer}"][data-channel="${i.cell[2]}"]`);
+    if (!canvas) continue;
+    if (i.layer < 0) drawGrid(canvas, state.input, 0, 255, 6, gray);
+    const [h, w] = i.layer < 0 ? [28, 28] : state.model.layers[i.layer].output_shape, ctx = canvas.getContext("2d");
+    ctx.strokeStyle = "#ff2d00"; ctx.lineWidth = 2;
+    ctx.strokeRect(i.cell[1] * canvas.width / w, i.cell[0] * canvas.height / h, canvas.width / w, canvas.height / h);
+  }
+  const panel = document.getElementById("panel");
   panel.dataset.cell = JSON.stringify(e.cell);
   panel.dataset.layer = e.layer;
   panel.dataset.input = JSON.stringify(input);
