@@ -301,6 +301,13 @@ def test_hostile_version_2_graph_configs_are_refused_before_anything_is_built(tm
         cnn.load_model(tmp_path / "bad.npz")
 
 
+def _deep(levels):
+    value = ["stem_relu", 0, 0]
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 def _calls(config, name):
     return config["graph"]["calls"][[spec["config"]["name"] for spec in config["layers"]].index(name)]
 
@@ -322,6 +329,7 @@ def _calls(config, name):
     (lambda c: c["graph"]["calls"].pop(), "the calls of 11 layers for 12"),
     (lambda c: _calls(c, "gap").extend([[["relu_out", 0, 0]]] * 10_000), "10013 calls; at most 10000"),
     (lambda c: c.__setitem__("graph", "everything"), "not a dict"),
+    (lambda c: _calls(c, "conv_a")[0].__setitem__(0, _deep(200)), "nested 2.. levels deep"),
 ])
 def test_hostile_graph_configs_are_refused_before_anything_is_built(tmp_path, change, message, monkeypatch):
     from cnn.errors import ModelFileError
