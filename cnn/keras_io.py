@@ -451,19 +451,26 @@ def _functional_from_keras(config, path, custom_objects, archive):
                                  f"InputLayers {sorted(inputs)}")
         spec = {"inputs": [{"name": ref[0], "shape": inputs[ref[0]]} for ref in input_refs], "calls": calls,
                 "outputs": _keras_refs(config.get("output_layers"), "output_layers", path)}
-        needed = graph_weight_bytes(layers, spec)
-        weights_size = archive.getinfo(KERAS_WEIGHTS_MEMBER).file_size \
-            if KERAS_WEIGHTS_MEMBER in archive.namelist() else 0
-        if needed > 2 * weights_size or needed > MAX_WEIGHT_BYTES:
-            raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds "
-                                 f"{weights_size}")
+        _check_weights_fit(graph_weight_bytes(layers, spec), archive, path)
         return graph_from_spec(layers, spec, str(config.get("name", "functional")))
     except ModelFileError:
         raise
     except InputError as err:
         raise ModelFileError(f"{path}: {err}") from None
-    except (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError) as err:
+    except _MALFORMED as err:
         raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
+
+
+# what a config of the wrong shapes makes the readers raise: said as a malformed file
+_MALFORMED = (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError)
+
+
+def _check_weights_fit(needed, archive, path):
+    """Refuse an architecture whose weights the file cannot hold, before any is allocated
+    (a float32 file may fill a float64 model: half the bytes)."""
+    held = archive.getinfo(KERAS_WEIGHTS_MEMBER).file_size if KERAS_WEIGHTS_MEMBER in archive.namelist() else 0
+    if needed > 2 * held or needed > MAX_WEIGHT_BYTES:
+        raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds {held}")
 
 
 def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
@@ -516,12 +523,9 @@ def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
         raise
     except InputError as err:
         raise ModelFileError(f"{path}: {err}") from None
-    except (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError) as err:
+    except _MALFORMED as err:
         raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
-    weights_size = archive.getinfo(KERAS_WEIGHTS_MEMBER).file_size if KERAS_WEIGHTS_MEMBER in archive.namelist() else 0
-    # checked before any weight is allocated (a float32 file may fill a float64 model: half the bytes)
-    if needed > 2 * weights_size or needed > MAX_WEIGHT_BYTES:
-        raise ModelFileError(f"{path}: the architecture needs {needed} bytes of weights, the file holds {weights_size}")
+    _check_weights_fit(needed, archive, path)
     try:
         model.build(input_shape)
     except InputError as err:

@@ -374,9 +374,21 @@ def test_summary_lists_what_each_layer_reads():
     assert any(line.startswith("skip (Conv2D)") and line.rstrip().endswith("input_layer[0][0]") for line in lines), lines
 
 
-def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
+def _api(url):
+    """A client of the explorer's JSON API at ``url``."""
     import json
     import urllib.request
+
+    def call(path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    return call
+
+
+def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
 
     from cnn.explorer.server import serve_in_thread
 
@@ -384,12 +396,7 @@ def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
     model = _digit_graph()
     srv, url = serve_in_thread(model)
     try:
-        def call(path, body=None):
-            data = None if body is None else json.dumps(body).encode()
-            request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                return json.loads(answer.read())
-
+        call = _api(url)
         described = call("/api/model")
         names = [l["name"] for l in described["layers"]]
         assert described["layers"][names.index("sum")]["inputs"] == [names.index("b"), names.index("skip")]
@@ -420,8 +427,6 @@ def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
 
 
 def test_the_explorer_explains_a_concatenated_cell_as_a_copy_of_one_input():
-    import json
-    import urllib.request
 
     from cnn.explorer.server import serve_in_thread
 
@@ -434,12 +439,7 @@ def test_the_explorer_explains_a_concatenated_cell_as_a_copy_of_one_input():
     model = cnn.Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(L.MaxPooling2D(2)(x))))
     srv, url = serve_in_thread(model)
     try:
-        def call(path, body=None):
-            data = None if body is None else json.dumps(body).encode()
-            request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                return json.loads(answer.read())
-
+        call = _api(url)
         names = [l["name"] for l in call("/api/model")["layers"]]
         predicted = call("/api/predict", {"sample": 4})
         e = call("/api/explain", {"input": predicted["input"], "layer": names.index("both"), "row": 12, "col": 15,
