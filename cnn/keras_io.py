@@ -15,6 +15,7 @@ A weights file is read from its own bytes only: HDF5 can point elsewhere
 datasets), and every such reference is refused; a dataset's type and shape
 are compared with the layer's from its header, before its data is read.
 """
+import contextlib
 import io
 import json
 import zipfile
@@ -429,7 +430,7 @@ def _functional_from_keras(config, path, custom_objects, archive):
     if not isinstance(specs, list) or not specs or len(specs) > MAX_LAYERS:
         raise ModelFileError(f"{path}: config.json lists no layers, or more than {MAX_LAYERS}")
     inputs, layers, calls = {}, [], []
-    try:
+    with _config_errors(path):
         for spec in specs:
             if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
                 layer_config = spec.get("config") or {}
@@ -453,16 +454,20 @@ def _functional_from_keras(config, path, custom_objects, archive):
                 "outputs": _keras_refs(config.get("output_layers"), "output_layers", path)}
         _check_weights_fit(graph_weight_bytes(layers, spec), archive, path)
         return graph_from_spec(layers, spec, str(config.get("name", "functional")))
+
+
+@contextlib.contextmanager
+def _config_errors(path):
+    """Reading a config.json: the engine's refusals and what a config of the wrong shapes
+    makes the readers raise, said as the file's ModelFileError."""
+    try:
+        yield
     except ModelFileError:
         raise
     except InputError as err:
         raise ModelFileError(f"{path}: {err}") from None
-    except _MALFORMED as err:
+    except (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError) as err:
         raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
-
-
-# what a config of the wrong shapes makes the readers raise: said as a malformed file
-_MALFORMED = (TypeError, IndexError, AttributeError, KeyError, ValueError, OverflowError)
 
 
 def _check_weights_fit(needed, archive, path):
@@ -505,7 +510,7 @@ def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
         raise ModelFileError(f"{path}: config.json lists no layers, or more than {MAX_LAYERS}")
     input_shape = None
     model = Sequential(name=str(config["config"].get("name", "sequential")))
-    try:
+    with _config_errors(path):
         for spec in specs:
             if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
                 layer_config = spec.get("config") or {}
@@ -519,12 +524,6 @@ def load_keras_model(path, custom_objects=None, compile=True, _archive=None):
                 raise ModelFileError(f"{path}: the model's input shape is not recorded")
             input_shape = tuple(build[1:])
         needed = model.weight_bytes(input_shape)
-    except ModelFileError:
-        raise
-    except InputError as err:
-        raise ModelFileError(f"{path}: {err}") from None
-    except _MALFORMED as err:
-        raise ModelFileError(f"{path}: config.json is malformed ({type(err).__name__}: {err})") from None
     _check_weights_fit(needed, archive, path)
     try:
         model.build(input_shape)

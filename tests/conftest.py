@@ -38,16 +38,24 @@ def rng():
 
 
 @pytest.fixture
-def float64(keras):
-    """The engine's and Keras's float64 switches, both restored afterwards."""
+def engine_float64():
+    """The engine in float64 (gradient checks of whole models), float32 again afterwards."""
     import cnn
 
     cnn.set_floatx("float64")
+    try:
+        yield
+    finally:
+        cnn.set_floatx("float32")
+
+
+@pytest.fixture
+def float64(keras, engine_float64):
+    """The engine's and Keras's float64 switches, both restored afterwards."""
     keras.config.set_floatx("float64")
     keras.config.set_dtype_policy("float64")
     try:
         yield keras
     finally:
-        cnn.set_floatx("float32")
         keras.config.set_floatx("float32")
         keras.config.set_dtype_policy("float32")

@@ -79,16 +79,12 @@ def test_a_graph_follows_keras_step_by_step_in_float64(float64, build):
 
 
 @pytest.mark.parametrize("build", [resnet_block, inception])
-def test_a_graphs_gradients_are_central_differences(build):
-    cnn.set_floatx("float64")
-    try:
-        cnn.set_seed(1)
-        model = build(cnn)
-        model.compile(optimizer="sgd", loss="categorical_crossentropy")
-        x, y = _data(4)
-        assert check_model(model, x, y, training=False).passed  # a tensor read twice gets the sum
-    finally:
-        cnn.set_floatx("float32")
+def test_a_graphs_gradients_are_central_differences(build, engine_float64):
+    cnn.set_seed(1)
+    model = build(cnn)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    x, y = _data(4)
+    assert check_model(model, x, y, training=False).passed  # a tensor read twice gets the sum
 
 
 MERGES = [("Add", 3, None), ("Subtract", 2, None), ("Multiply", 3, None), ("Average", 3, None),

@@ -150,19 +150,15 @@ def test_a_siamese_pair_shares_its_tower_as_keras_does(float64):
 
 
 @pytest.mark.parametrize("build,data", [(siamese, _siamese_data), (twice, _twice_data)])
-def test_a_shared_layers_summed_gradients_are_central_differences(build, data):
-    cnn.set_floatx("float64")
-    try:
-        cnn.set_seed(3)
-        model = build(cnn)
-        model.compile(optimizer="sgd", loss="categorical_crossentropy")
-        x, y = data(4)
-        report = check_model(model, x, y, training=False)
-        assert report.passed, report
-        shared = [name for name in report if name.startswith(("tower_conv", "again"))]
-        assert shared  # the shared convolution is among what was checked
-    finally:
-        cnn.set_floatx("float32")
+def test_a_shared_layers_summed_gradients_are_central_differences(build, data, engine_float64):
+    cnn.set_seed(3)
+    model = build(cnn)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    x, y = data(4)
+    report = check_model(model, x, y, training=False)
+    assert report.passed, report
+    shared = [name for name in report if name.startswith(("tower_conv", "again"))]
+    assert shared  # the shared convolution is among what was checked
 
 
 def test_a_layer_applied_twice_follows_keras(float64):
@@ -421,16 +417,12 @@ def test_a_subclassed_model_trains_as_in_keras(float64):
     _assert_same_weights(ours, theirs)
 
 
-def test_a_subclassed_models_gradients_are_central_differences():
-    cnn.set_floatx("float64")
-    try:
-        cnn.set_seed(15)
-        model = subclassed(cnn)
-        model.compile(optimizer="sgd", loss="categorical_crossentropy")
-        rng = np.random.default_rng(16)
-        assert check_model(model, rng.standard_normal((4, 8, 8, 1)), np.eye(3)[[0, 1, 2, 0]]).passed
-    finally:
-        cnn.set_floatx("float32")
+def test_a_subclassed_models_gradients_are_central_differences(engine_float64):
+    cnn.set_seed(15)
+    model = subclassed(cnn)
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    rng = np.random.default_rng(16)
+    assert check_model(model, rng.standard_normal((4, 8, 8, 1)), np.eye(3)[[0, 1, 2, 0]]).passed
 
 
 def test_what_a_subclassed_model_cannot_do_is_refused_by_name(tmp_path):
