@@ -1,8 +1,8 @@
 """Activations by Keras's names, and as functions (``cnn.activations.tanh(x)``).
 
 A layer's ``activation=`` takes a name ('relu', 'tanh', 'sigmoid', 'elu',
-'leaky_relu', 'softplus', 'gelu', 'swish' / 'silu', 'softmax', 'linear' or
-None) or one of the functions of this module, as Keras takes
+'leaky_relu', 'softplus', 'gelu', 'swish' / 'silu', 'softmax', 'relu6',
+'hard_sigmoid', 'hard_swish' / 'hard_silu', 'linear' or None) or one of the functions of this module, as Keras takes
 ``keras.activations.tanh``. Any other callable is refused: the engine needs
 each activation's derivative, which it has only for its own.
 
@@ -17,7 +17,8 @@ from kernels import activations as kernels
 
 from .errors import InputError
 
-ALIASES = {None: "linear", "swish": "silu"}
+ALIASES = {None: "linear", "swish": "silu", "hard_swish": "hard_silu"}
+NAMES = tuple(kernels.KERNELS)  # every activation the engine has, by the name its configs store
 
 
 class ActivationFunction:
@@ -65,6 +66,10 @@ swish = silu
 gelu = _public("gelu", "0.5 x (1 + erf(x / sqrt 2)), the exact GELU.")
 softmax = _public("softmax", "exp(x) / sum(exp(x)) along the last axis.")
 linear = _public("linear", "The identity.")
+relu6 = _public("relu6", "min(max(x, 0), 6).")
+hard_sigmoid = _public("hard_sigmoid", "relu6(x + 3) / 6: 0 below -3, 1 above 3 (Keras 3's definition).")
+hard_silu = _public("hard_silu", "x * relu6(x + 3) / 6, also called hard swish.")
+hard_swish = hard_silu
 
 
 def get(identifier):
@@ -81,7 +86,7 @@ def get(identifier):
         return ActivationFunction(name)
     name = ALIASES.get(identifier, identifier)
     if not isinstance(name, str) or name not in kernels.KERNELS:
-        known = sorted(set(kernels.KERNELS) | {"swish"})
+        known = sorted(set(kernels.KERNELS) | {"swish", "hard_swish"})
         raise InputError(f"unknown activation {identifier!r}; known: {known}")
     return ActivationFunction(name)
 

@@ -23,12 +23,12 @@ import numpy as np
 from . import __version__
 from .chapter import class_name as _name
 from .metrics import confusion_matrix
-from .data import (BUNDLED_DATA, find_mnist_file, load_mnist, one_hot, read_idx_images, read_idx_labels,
+from .data import (BUNDLED_DATA, find_mnist_file, one_hot, read_idx_images, read_idx_labels,
                    read_text)
 from .errors import CNNError, DataFileError
-from .images import read_gray, write_png
+from .images import write_png
 from .saving import load_model
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from .layers import Conv2D
 from .random import set_seed
 
 
@@ -369,41 +369,13 @@ def cmd_explore(args):
 
 
 def gradcheck_cases():
-    """(name, layer, sample shape, training) for every layer, activation and
-    Conv2D algorithm the engine has: what ``cnn gradcheck`` checks."""
-    from .layers import (ELU, Activation, AveragePooling2D, BatchNormalization, GlobalAveragePooling2D,
-                         GlobalMaxPooling2D, LeakyReLU, ReLU, Reshape, Softmax, ZeroPadding2D)
+    """(name, layer, example) for every example every registered layer
+    declares (cnn.layers.BUILT_IN; each Conv2D algorithm is one): what
+    ``cnn gradcheck`` checks."""
+    from .layers import BUILT_IN
 
-    cases = [
-        ("Conv2D 3x3 'same' [im2col]", Conv2D(4, 3, padding="same", impl="im2col"), (7, 7, 2), False),
-        ("Conv2D 3x3 'same' [winograd]", Conv2D(4, 3, padding="same", impl="winograd"), (7, 7, 2), False),
-        ("Conv2D 3x3 'same' [numpy]", Conv2D(4, 3, padding="same", impl="numpy"), (7, 7, 2), False),
-        ("Conv2D 3x3 relu [winograd]", Conv2D(4, 3, padding="same", activation="relu", impl="winograd",
-                                              bias_initializer="ones"), (6, 6, 2), False),
-        ("Conv2D 3x3 stride 2 'same'", Conv2D(3, 3, strides=2, padding="same"), (7, 6, 2), False),
-        ("Conv2D 2x3 'valid' stride (2, 1)", Conv2D(3, (2, 3), strides=(2, 1)), (6, 7, 3), False),
-        ("Conv2D 3x3 dilation 2", Conv2D(3, 3, dilation_rate=2, padding="same"), (7, 7, 2), False),
-        ("Conv2D 5x5 tanh, no bias", Conv2D(2, 5, activation="tanh", use_bias=False), (7, 7, 1), False),
-        ("MaxPooling2D 2x2", MaxPooling2D(2), (6, 6, 3), False),
-        ("MaxPooling2D 3x3 stride 2 'same'", MaxPooling2D(3, strides=2, padding="same"), (7, 7, 2), False),
-        ("AveragePooling2D 2x2", AveragePooling2D(2), (6, 6, 3), False),
-        ("AveragePooling2D 3x3 stride 2 'same'", AveragePooling2D(3, strides=2, padding="same"), (7, 7, 2), False),
-        ("GlobalAveragePooling2D", GlobalAveragePooling2D(), (4, 5, 3), False),
-        ("GlobalMaxPooling2D", GlobalMaxPooling2D(), (4, 5, 3), False),
-        ("BatchNormalization (training)", BatchNormalization(), (3, 3, 4), True),
-        ("BatchNormalization (inference)", BatchNormalization(), (3, 3, 4), False),
-        ("Dropout 0.5 (training)", Dropout(0.5), (20,), True),
-        ("Flatten", Flatten(), (3, 4, 2), False),
-        ("Reshape", Reshape((6, 4)), (3, 4, 2), False),
-        ("ZeroPadding2D ((1, 0), (2, 1))", ZeroPadding2D(((1, 0), (2, 1))), (3, 3, 2), False),
-        ("ReLU max_value 2, slope 0.1", ReLU(max_value=2.0, negative_slope=0.1), (12,), False),
-        ("LeakyReLU", LeakyReLU(), (12,), False),
-        ("ELU", ELU(), (12,), False),
-        ("Softmax", Softmax(), (12,), False),
-    ]
-    for name in ("linear", "relu", "tanh", "sigmoid", "elu", "leaky_relu", "softplus", "gelu", "swish", "softmax"):
-        cases.append((f"Dense, activation {name}", Dense(5, activation=name), (6,), False))
-    return cases
+    return [(f"{name} {example.label}".strip(), cls(**example.config), example)
+            for name, cls in BUILT_IN.items() for example in cls.examples]
 
 
 def gradcheck_losses():
@@ -423,6 +395,7 @@ def gradcheck_losses():
 
 def cmd_gradcheck(args):
     from .gradcheck import check_gradients, check_layer
+    from .testing import example_input
 
     set_seed(args.seed)  # the layers' initial weights too: the same table every time
     rng = np.random.default_rng(args.seed)
@@ -441,11 +414,10 @@ def cmd_gradcheck(args):
         print(f"{name:46s} {entries:7d} {worst:10.1e} {rel:10.1e}  "
               f"{report.atol:g} + {report.rtol:g} * |numeric|{'' if ok else '  FAILED'}")
 
-    for name, layer, shape, training in gradcheck_cases():
-        n = int(np.prod(shape))
+    for name, layer, example in gradcheck_cases():
         # distinct values (no pooling ties), none on ReLU's kink at 0
-        x = rng.permutation(8 * n).reshape(8, *shape) / (8 * n) * 6 - 3 + 1e-3
-        row(name, check_layer(layer, x, training=training, seed=args.seed, raise_on_failure=False))
+        x = example_input(example, seed=args.seed)
+        row(name, check_layer(layer, x, training=example.training, seed=args.seed, raise_on_failure=False))
     for name, loss, logits, kind in gradcheck_losses():
         k = rng.integers(0, 5, 6)
         y = {"onehot": np.eye(5)[k], "sparse": k, "binary": rng.integers(0, 2, (6, 5)).astype(float)}[kind]

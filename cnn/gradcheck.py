@@ -315,7 +315,8 @@ def check_layer(layer, x=None, input_shape=None, training=False, batch_size=None
     Parameters
     ----------
     layer : a layer (built or not); it is copied, never changed
-    x : ndarray (n, *input_shape), optional; default normal noise
+    x : ndarray (n, *input_shape), optional; default normal noise; a list
+        of arrays for a merge layer (``Add``, ``Concatenate``, ...)
     input_shape : tuple, when ``x`` is not given and the layer was not given
         one (``input_shape=`` when made) and is not built
     training : bool, forward mode; random draws (Dropout's mask) are held
@@ -343,8 +344,10 @@ def check_layer(layer, x=None, input_shape=None, training=False, batch_size=None
             raise InputError(f"check_layer: layer {layer.name!r} does not know its input shape; "
                              "give input_shape=(...) (one sample, no batch axis) or x=")
         x = rng.standard_normal((batch_size or 8, *shape))
-    x = np.array(x, dtype=np.float64)
-    arrays, notes, low_precision = {}, [], False
+    several = isinstance(x, (list, tuple))
+    xs = [np.array(one, dtype=np.float64) for one in (x if several else [x])]
+    sample_shape = [one.shape[1:] for one in xs] if several else xs[0].shape[1:]
+    arrays, notes = {}, []
     for label, impl in _algorithms(layer):
         with _float64():
             copy_ = copy.deepcopy(layer)
@@ -352,10 +355,10 @@ def check_layer(layer, x=None, input_shape=None, training=False, batch_size=None
                 copy_.impl = impl
             copy_.needs_input_gradient = True  # even a model's first layer: dx is checked too
             if not copy_.built:
-                copy_.build(x.shape[1:])
+                copy_.build(sample_shape)
         for name in copy_.params:
             copy_.params[name] = copy_.params[name].astype(np.float64)
-        report = _check_built_layer(copy_, x, training, eps, atol, rtol, max_checks, seed)
+        report = _check_built_layer(copy_, xs, several, training, eps, atol, rtol, max_checks, seed)
         suffix = f" [{label}]" if label and len(_algorithms(layer)) > 1 else ""
         for name, check in report.arrays.items():
             check.name = name + suffix
@@ -367,21 +370,23 @@ def check_layer(layer, x=None, input_shape=None, training=False, batch_size=None
     return report
 
 
-def _check_built_layer(layer, x, training, eps, atol, rtol, max_checks, seed):
+def _check_built_layer(layer, xs, several, training, eps, atol, rtol, max_checks, seed):
     trainable = layer.trainable_names  # the weights with gradients (not BatchNorm's moving statistics)
     fixed_rng = copy.deepcopy(layer.rng)
     weights = [layer.params[name] for name in trainable]
+    k = len(xs)
 
-    def forward(x_, *params):
+    def forward(*arrays):
         if fixed_rng is not None:  # the same dropout mask on every call
             layer.rng = copy.deepcopy(fixed_rng)
-        return layer.forward(x_, training=training)
+        return layer.forward(list(arrays[:k]) if several else arrays[0], training=training)
 
     def backward(dout):
         dx = layer.backward(dout)
-        return (dx, *(layer.grads[name] for name in trainable))
+        return (*(dx if several else [dx]), *(layer.grads[name] for name in trainable))
 
-    return check_gradients(forward, x, *weights, backward=backward, names=["input", *trainable], eps=eps,
+    inputs = [f"input {i}" for i in range(k)] if several else ["input"]
+    return check_gradients(forward, *xs, *weights, backward=backward, names=[*inputs, *trainable], eps=eps,
                            atol=atol, rtol=rtol, max_checks=max_checks, seed=seed, raise_on_failure=False)
 
 

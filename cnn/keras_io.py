@@ -197,9 +197,13 @@ def _weights_h5_bytes(model):
     return buffer.getvalue()
 
 
-# layers whose Keras config carries data_format
-_DATA_FORMAT = {"Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
-                "Flatten", "ZeroPadding2D"}
+def _takes_data_format(cls):
+    """Whether the layer's constructor takes ``data_format`` (its Keras config
+    then says 'channels_last': without it a Keras whose keras.json sets
+    channels_first would read the layer as NCHW)."""
+    import inspect
+
+    return "data_format" in inspect.signature(cls.__init__).parameters
 
 
 def _keras_object(module, value):
@@ -227,10 +231,8 @@ def _keras_layer_config(layer):
             config[key] = _keras_object("keras.initializers", value)
         elif key.endswith("_regularizer"):
             config[key] = None if value is None else {"module": "keras.regularizers", **value, "registered_name": None}
-    if name in _DATA_FORMAT:
+    if _takes_data_format(type(layer)):
         config["data_format"] = "channels_last"
-    if name == "Conv2D":
-        config["groups"] = 1
     return {"module": "keras.layers", "class_name": name, "config": config, "registered_name": None}
 
 

@@ -42,6 +42,25 @@ def untied(rng, shape, gap=1e-3):
     return (rng.permutation(n).reshape(shape) * gap - n * gap / 2).astype(np.float32)
 
 
+def example_input(example, batch=8, seed=0, dtype=np.float64):
+    """The batch the registry's checks give a layer's :class:`cnn.layers.Example`
+    (a list of batches for a merge layer): distinct values in [-3, 3] on a
+    lattice, so that no two are equal (no max-pool or Maximum ties, also
+    between a merge layer's inputs, whose lattices interleave) and none lies
+    within 1e-3 of a kink at 0 or at a ReLU's integer max_value."""
+    shapes = example.sample_shape
+    several = bool(shapes) and isinstance(shapes[0], (tuple, list))
+    shapes = [tuple(s) for s in shapes] if several else [tuple(shapes)]
+    rng = np.random.default_rng(seed)
+    batches = []
+    for k, shape in enumerate(shapes):
+        n = batch * int(np.prod(shape))
+        step = 6.0 / n
+        x = rng.permutation(n).reshape(batch, *shape) * step - 3 + 1e-3 + k * step / (len(shapes) + 1)
+        batches.append(x.astype(dtype))
+    return batches if several else batches[0]
+
+
 def conv2d_cases(max_size=9, max_kernel=4, max_stride=3, channels=(1, 3), max_filters=4):
     """A hypothesis strategy of Conv2D cases: batch, image size, channels,
     kernel, strides, padding, bias."""
@@ -77,15 +96,17 @@ def fits(case, kernel=("kh", "kw"), size=("h", "w")):
 
 # ------------------------------------------------------------ against Keras
 def keras_forward_and_grads(keras_layer, x, dout, training=False):
-    """Keras's output and gradients of sum(out * dout) w.r.t. x and each trainable weight."""
+    """Keras's output and gradients of sum(out * dout) w.r.t. x (each of a
+    list of inputs) and each trainable weight."""
     import tensorflow as tf
 
-    xt = tf.constant(x)
+    several = isinstance(x, (list, tuple))
+    xts = [tf.constant(one) for one in (x if several else [x])]
     with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = keras_layer(xt, training=training)
+        tape.watch(xts)
+        out = keras_layer(xts if several else xts[0], training=training)
         objective = tf.reduce_sum(out * tf.constant(dout))
-    grads = tape.gradient(objective, [xt, *keras_layer.trainable_weights])
+    grads = tape.gradient(objective, [*xts, *keras_layer.trainable_weights])
     return out.numpy(), [g.numpy() for g in grads]
 
 
@@ -113,7 +134,7 @@ def check_layer_against_keras(layer, keras_layer, x, training=False, reduction=1
     ----------
     layer : an engine layer (unbuilt, or built on x's sample shape)
     keras_layer : the equivalent Keras layer (unbuilt)
-    x : float32 input (n, ...)
+    x : float32 input (n, ...), or a list of them for a merge layer
     reduction : how many products each output sums (for the float32 tolerance)
     fd : run the finite-difference check too
 
@@ -121,32 +142,38 @@ def check_layer_against_keras(layer, keras_layer, x, training=False, reduction=1
     -------
     dict : largest absolute difference against Keras, per array
     """
-    x = np.asarray(x, dtype=np.float32)
+    several = isinstance(x, (list, tuple))
+    xs = [np.asarray(one, dtype=np.float32) for one in (x if several else [x])]
+    x = xs if several else xs[0]
+    shape = [one.shape[1:] for one in xs] if several else xs[0].shape[1:]
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config(), "from_config(get_config()) must give the same layer"
-    layer.build(x.shape[1:])
+    layer.build(shape)
     if fd:
-        assert_layer_gradients(layer, x.astype(np.float64), training=training, seed=seed)
+        assert_layer_gradients(layer, [one.astype(np.float64) for one in xs] if several else x.astype(np.float64),
+                               training=training, seed=seed)
 
-    keras_layer.build((None, *x.shape[1:]))
+    keras_layer.build([(None, *s) for s in shape] if several else (None, *shape))
     assert len(keras_layer.trainable_weights) == len(layer.trainable_weights), "trainable weight count"
     assert len(keras_layer.non_trainable_weights) == len(layer.non_trainable_weights), "non-trainable weight count"
     keras_layer.set_weights(layer.get_weights())
-    dout = np.random.default_rng(seed + 1).standard_normal((x.shape[0], *layer.output_shape)).astype(np.float32)
+    dout = np.random.default_rng(seed + 1).standard_normal((xs[0].shape[0], *layer.output_shape)).astype(np.float32)
     ref_out, ref_grads = keras_forward_and_grads(keras_layer, x, dout, training)
 
     out = layer.forward(x, training=training)
-    dx = layer.backward(dout)
-    assert out.dtype == np.float32 and dx.dtype == np.float32, "float32 in, float32 out"
+    dxs = layer.backward(dout)
+    dxs = list(dxs) if several else [dxs]
+    assert out.dtype == np.float32 and all(dx.dtype == np.float32 for dx in dxs), "float32 in, float32 out"
     assert out.shape == ref_out.shape, f"output shape {out.shape} != Keras {ref_out.shape}"
     assert_close_float32(out, ref_out, reduction, "forward")
     # d/dx sums over the output cells that see each input: at most `reduction` terms too
-    names = ["input", *layer.trainable_names]
-    ours = [dx, *(layer.grads[name] for name in layer.trainable_names)]
+    inputs = [f"input {i}" for i in range(len(xs))] if several else ["input"]
+    names = [*inputs, *layer.trainable_names]
+    ours = [*dxs, *(layer.grads[name] for name in layer.trainable_names)]
     n_out = int(np.prod(ref_out.shape[:-1]))
     diffs = {"forward": float(np.abs(out - ref_out).max())}
     for name, mine, ref in zip(names, ours, ref_grads):
-        terms = reduction if name == "input" else n_out  # a weight's gradient sums over every output cell
+        terms = reduction if name.startswith("input") else n_out  # a weight's gradient sums over every output cell
         assert_close_float32(mine, ref, terms, f"gradient w.r.t. {name}")
         diffs[name] = float(np.abs(mine - ref).max())
     for mine, ref in zip(layer.non_trainable_weights, keras_layer.non_trainable_weights):
@@ -155,4 +182,4 @@ def check_layer_against_keras(layer, keras_layer, x, training=False, reduction=1
 
 
 __all__ = ["DEFAULT_ATOL", "DEFAULT_RTOL", "FD_TOLERANCE", "assert_layer_gradients", "check_layer_against_keras",
-           "conv2d_cases", "pool2d_cases", "untied", "fits", "keras_forward_and_grads", "assert_close_float32"]
+           "conv2d_cases", "pool2d_cases", "example_input", "untied", "fits", "keras_forward_and_grads", "assert_close_float32"]

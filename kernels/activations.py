@@ -126,6 +126,36 @@ def silu_backward(dout, out, z):
     return dout * (s + z * s * (1 - s))
 
 
+def relu6_forward(z):
+    """``min(max(z, 0), 6)`` (MobileNet's activation)."""
+    return np.clip(z, 0, 6).astype(z.dtype, copy=False)
+
+
+def relu6_backward(dout, out, z=None):
+    # passes strictly inside (0, 6), where the output is neither clipped value (TensorFlow's rule)
+    return np.where((out > 0) & (out < 6), dout, 0).astype(dout.dtype, copy=False)
+
+
+def hard_sigmoid_forward(z):
+    """Keras 3's ``relu6(z + 3) / 6``: 0 below -3, 1 above 3, a line between."""
+    return np.clip(z / 6 + 0.5, 0, 1).astype(z.dtype, copy=False)
+
+
+def hard_sigmoid_backward(dout, out, z=None):
+    return np.where((out > 0) & (out < 1), dout / 6, 0).astype(dout.dtype, copy=False)
+
+
+def hard_silu_forward(z):
+    """Hard swish / hard SiLU (MobileNetV3): ``z * relu6(z + 3) / 6``."""
+    return (z * hard_sigmoid_forward(z)).astype(z.dtype, copy=False)
+
+
+def hard_silu_backward(dout, out, z):
+    # d/dz of z (z + 3) / 6 is (2 z + 3) / 6 on (-3, 3); 0 below, 1 from 3 on
+    slope = np.where(z >= 3, 1.0, np.where(z > -3, (2 * z + 3) / 6, 0.0))
+    return (dout * slope).astype(dout.dtype, copy=False)
+
+
 # GELU, exact form 0.5 z (1 + erf(z / sqrt 2)) (Keras's default, approximate=False).
 # NumPy has no erf: the NumPy twin maps math.erf over the array; the compiled
 # ufunc runs the same formula at C speed.
@@ -183,5 +213,8 @@ KERNELS = {
     "softplus": (softplus_forward, softplus_backward),
     "silu": (silu_forward, silu_backward),
     "gelu": (gelu_forward, gelu_backward),
+    "relu6": (relu6_forward, relu6_backward),
+    "hard_sigmoid": (hard_sigmoid_forward, hard_sigmoid_backward),
+    "hard_silu": (hard_silu_forward, hard_silu_backward),
 }
-NEEDS_INPUT = {"softplus", "silu", "gelu"}  # their backward reads z, not only the output
+NEEDS_INPUT = {"softplus", "silu", "gelu", "hard_silu"}  # their backward reads z, not only the output

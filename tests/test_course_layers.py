@@ -153,8 +153,7 @@ def test_reshape_refuses_a_size_that_does_not_fit():
         Reshape((5,)).build((3, 2))
 
 
-ACTIVATION_NAMES = ["linear", "relu", "tanh", "sigmoid", "elu", "leaky_relu", "softplus", "gelu", "swish", "silu",
-                    "softmax"]
+ACTIVATION_NAMES = [*cnn.activations.NAMES, "swish", "hard_swish"]  # every kernel, and Keras's other names
 
 
 @pytest.mark.parametrize("name", ACTIVATION_NAMES)

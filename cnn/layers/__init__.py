@@ -20,30 +20,19 @@ A user's own layer subclasses :class:`Layer`; ``@register`` (or
 import json
 
 from ..errors import InputError
-from .activation import ELU, LeakyReLU, ReLU, Softmax
-from .base import Layer
-from .convolution import Conv2D
-from .core import Activation, Dense, Dropout, Input, InputLayer
-from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
-from .reshaping import Flatten, Reshape, ZeroPadding2D
-from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add, average, concatenate,
-                      maximum, minimum, multiply, subtract)
+# each module's layer classes register themselves when defined (Layer.__init_subclass__)
+from . import activation, convolution, core, merging, normalization, pooling, reshaping  # noqa: F401
+from .base import BUILT_IN, LAYERS, Example, Layer
+from .core import Input, InputLayer
+from .merging import add, average, concatenate, maximum, minimum, multiply, subtract
+
+globals().update(BUILT_IN)  # cnn.layers.Conv2D, ... : every registered class, by its name
 
 # Keras's other names for the same layers
-Convolution2D = Conv2D
-MaxPool2D = MaxPooling2D
-AvgPool2D = AveragePooling2D
-GlobalAvgPool2D = GlobalAveragePooling2D
-GlobalMaxPool2D = GlobalMaxPooling2D
-
-BUILT_IN = (Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D,
-            BatchNormalization, Dropout, Flatten, Reshape, ZeroPadding2D, Activation, ReLU, LeakyReLU,
-            ELU, Softmax)
-LAYERS = {cls.__name__: cls for cls in BUILT_IN}
-# the merge layers: saved and loaded with functional models (a Sequential cannot hold them)
-MERGE = (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate)
-LAYERS.update({cls.__name__: cls for cls in MERGE})
+ALIASES = {"Convolution2D": "Conv2D", "MaxPool2D": "MaxPooling2D", "AvgPool2D": "AveragePooling2D",
+           "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D"}
+globals().update({alias: BUILT_IN[name] for alias, name in ALIASES.items()})
+FUNCTIONS = {f.__name__: f for f in (add, subtract, multiply, average, maximum, minimum, concatenate)}
 
 
 def register(cls=None, *, name=None):
@@ -56,7 +45,7 @@ def register(cls=None, *, name=None):
         if not (isinstance(cls, type) and issubclass(cls, Layer)):
             raise InputError(f"register takes a subclass of cnn.layers.Layer, got {cls!r}")
         key = name or cls.__name__
-        if key in LAYERS and LAYERS[key] is not cls and LAYERS[key] in BUILT_IN:
+        if key in BUILT_IN and BUILT_IN[key] is not cls:
             raise InputError(f"{key!r} is a built-in layer; register yours under another name")
         LAYERS[key] = cls
         return cls
@@ -87,10 +76,7 @@ def get_class(class_name, custom_objects=None):
     return None
 
 
-__all__ = [cls.__name__ for cls in BUILT_IN] + [
-    "Layer", "Input", "InputLayer", "register", "get_class", "Convolution2D", "MaxPool2D", "AvgPool2D",
-    "GlobalAvgPool2D", "GlobalMaxPool2D", "Add", "Subtract", "Average", "Multiply", "Maximum", "Minimum",
-    "Concatenate", "add", "subtract", "average", "multiply", "maximum", "minimum", "concatenate"]
+__all__ = [*BUILT_IN, *ALIASES, *FUNCTIONS, "Layer", "Example", "Input", "InputLayer", "register", "get_class"]
 
 
 def __getattr__(name):

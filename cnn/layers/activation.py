@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..errors import InputError
-from .base import WithActivation, number
+from .base import Example, WithActivation, number
 
 
 class ReLU(WithActivation):
@@ -11,6 +11,10 @@ class ReLU(WithActivation):
 
     Shapes: any, unchanged.
     """
+
+    examples = (Example("", {}, (12,)),
+                Example("max_value 2, slope 0.1", {"max_value": 2.0, "negative_slope": 0.1}, (12,)),
+                Example("threshold 0.5", {"threshold": 0.5}, (3, 4)))
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -70,6 +74,7 @@ class LeakyReLU(_ElementwiseActivation):
     """x for x > 0, ``negative_slope * x`` below (Keras's layer default 0.3)."""
 
     kernel = "leaky_relu"
+    examples = (Example("", {}, (12,)), Example("slope 0.1", {"negative_slope": 0.1}, (12,)))
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__(**kwargs)
@@ -84,6 +89,7 @@ class ELU(_ElementwiseActivation):
     """x for x > 0, ``alpha * (exp(x) - 1)`` below."""
 
     kernel = "elu"
+    examples = (Example("", {}, (12,)), Example("alpha 0.5", {"alpha": 0.5}, (12,)))
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -98,6 +104,7 @@ class Softmax(_ElementwiseActivation):
     """Softmax over the last axis (``axis=-1``, the only one supported)."""
 
     kernel = "softmax"
+    examples = (Example("", {}, (12,)), Example("over channels", {}, (2, 3, 4)))
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

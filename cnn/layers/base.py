@@ -6,6 +6,9 @@ gamma, beta, moving_mean, moving_variance). Everything that handles weights
 walks that one declared list: the optimizers (trainable weights only), saving
 and loading, Keras files, ``summary`` and ``get_weights``.
 """
+import copy
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import initializers, regularizers
@@ -54,27 +57,50 @@ def positive_int(value, what):
     return int(value)
 
 
-# Keras arguments the engine accepts only at their default value (what a
-# Keras config holds): any other value is refused by name, never ignored.
-KERAS_DEFAULTS = {
-    "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
-    "beta_constraint": None, "gamma_constraint": None, "lora_rank": None, "lora_alpha": None,
-    "groups": 1, "data_format": "channels_last", "noise_shape": None, "seed": None,
-    "autocast": True, "synchronized": False, "renorm": False, "renorm_clipping": None,
-    "renorm_momentum": 0.99, "quantization_config": None,
-}
+def keras_defaults(cls):
+    """The Keras arguments ``cls`` accepts only at their default value (what a
+    Keras config holds), merged from the ``keras_defaults`` each class in its
+    ancestry declares: any other value is refused by name, never ignored."""
+    merged = {}
+    for klass in reversed(cls.__mro__):
+        merged.update(klass.__dict__.get("keras_defaults", {}))
+    return merged
 
 
-def refuse_unknown(layer_name, kwargs):
+def refuse_unknown(cls, kwargs):
     """Keras arguments this engine does not implement are refused, never ignored."""
+    defaults = keras_defaults(cls)
     for key, value in kwargs.items():
-        if key in KERAS_DEFAULTS:
-            default = KERAS_DEFAULTS[key]
-            if value is None or value == default or (key == "data_format" and value is None):
+        if key in defaults:
+            default = defaults[key]
+            if value is None or value == default:
                 continue
-            raise InputError(f"{layer_name}: {key}={value!r} is not supported by this engine "
+            raise InputError(f"{cls.__name__}: {key}={value!r} is not supported by this engine "
                              f"(only the default {default!r})")
-        raise InputError(f"{layer_name}: unknown argument {key!r}")
+        raise InputError(f"{cls.__name__}: unknown argument {key!r}")
+
+
+# ------------------------------------------------------------ the registry
+# Every layer class of the engine registers itself when it is defined (a class
+# in a module of cnn.layers whose name does not start with '_'); a user's
+# class is registered by cnn.layers.register. Saved models find classes here
+# by name; the gradient checks, the Keras comparisons and the save/load tests
+# walk it (tests/test_registry.py).
+LAYERS = {}     # saved class name -> class
+BUILT_IN = {}   # the engine's own: class name -> class
+
+
+class Example(NamedTuple):
+    """A case a layer class declares for the checks the registry drives:
+    ``cls(**config)`` on a batch of samples of ``sample_shape`` (a list of
+    shapes for a merge layer), in training mode or not. ``label`` names it in
+    ``cnn gradcheck``'s table; ``reduction`` is how many products each output
+    sums (the float32 tolerance against Keras)."""
+    label: str
+    config: dict
+    sample_shape: tuple
+    training: bool = False
+    reduction: int = 1
 
 
 def sliding_output(layer, input_shape, window, dilation=(1, 1)):
@@ -151,14 +177,28 @@ class Layer:
     """
 
     uses_rng = False  # True for layers with initial weights or random masks
+    # Keras's arguments every layer accepts, at their defaults only (a class
+    # adds its own: a convolution's kernel_constraint, ...)
+    keras_defaults = {"activity_regularizer": None, "autocast": True}
+    # the cases the registry's checks run (tests/test_registry.py, cnn gradcheck)
+    examples = ()
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register=None, **kwargs):
+        """Register the class by its name (``register=False`` for a base
+        class that is not a layer of its own); ``build`` is wrapped so that
+        a second build on the same shape keeps the weights."""
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__:
             cls.build = _build_once(cls.__dict__["build"])
+        if register is None:
+            register = cls.__module__.startswith(__package__ + ".") and not cls.__name__.startswith("_")
+        if register:
+            if cls.__name__ in BUILT_IN:
+                raise TypeError(f"two built-in layers named {cls.__name__!r}")
+            LAYERS[cls.__name__] = BUILT_IN[cls.__name__] = cls
 
     def __init__(self, name=None, input_shape=None, trainable=True, dtype=None, **kwargs):
-        refuse_unknown(type(self).__name__, {k: v for k, v in kwargs.items() if k != "input_dim"})
+        refuse_unknown(type(self), {k: v for k, v in kwargs.items() if k != "input_dim"})
         if name is not None:
             check_name(name, "layer")
         self.name = name or type(self).__name__.lower()
@@ -202,12 +242,16 @@ class Layer:
             (BatchNormalization's moving statistics)
         regularizer : None, 'l2', or a :mod:`cnn.regularizers` object
         """
-        if name in self.params:
+        if name in self.params or name in self.__dict__.get("_shapes_only", ()):
             raise InputError(f"layer {self.name!r} already has a weight named {name!r}")
         dtype = np.dtype(self.dtype) if self.dtype else float_dtype()
+        shape = tuple(int(s) for s in shape)
+        if "_shapes_only" in self.__dict__:  # param_shapes: record, allocate nothing
+            self._shapes_only[name] = shape
+            return np.broadcast_to(np.zeros((), dtype), shape)
         if self.rng is None:  # a user's layer that did not say it draws numbers
             self.rng = new_generator()
-        value = initializers.get(initializer)(tuple(int(s) for s in shape), self.rng, dtype=dtype)
+        value = initializers.get(initializer)(shape, self.rng, dtype=dtype)
         self.params[name] = np.ascontiguousarray(value, dtype=dtype)
         if trainable:
             self._trainable_names.append(name)
@@ -278,8 +322,14 @@ class Layer:
 
     def param_shapes(self, input_shape):
         """The shape of each weight for this input shape, without allocating
-        (the loaders check a file's size against it before building)."""
-        return {}
+        (the loaders check a file's size against it before building): a
+        shape-only build of a copy, in which ``add_weight`` records each
+        declared shape and hands back a read-only view of one zero."""
+        probe = copy.copy(self)
+        probe.params, probe.grads, probe._trainable_names, probe._regularizers = {}, {}, [], {}
+        probe.built, probe._shapes_only = False, {}
+        probe.build(input_shape)
+        return dict(probe._shapes_only)
 
     # ---------------------------------------------------------- passes
     def __call__(self, x, training=False):
@@ -321,7 +371,7 @@ class Layer:
         return cls(**config)
 
 
-class WithActivation(Layer):
+class WithActivation(Layer, register=False):
     """Shared by layers that end with an activation (Dense, Conv2D, Activation).
 
     ``backward_from_logits(dz)`` skips the activation: the model uses it when a
@@ -350,11 +400,12 @@ class WithActivation(Layer):
         return self.backward_from_logits(self._deactivate(dout))
 
 
-class KernelBiasLayer(WithActivation):
+class KernelBiasLayer(WithActivation, register=False):
     """Shared by Dense and Conv2D: a kernel and an optional bias, each with its
     initializer and regularizer (Keras's arguments), and their config."""
 
     uses_rng = True
+    keras_defaults = {"kernel_constraint": None, "bias_constraint": None, "lora_rank": None, "lora_alpha": None}
 
     def _set_kernel_and_bias(self, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                              bias_regularizer):

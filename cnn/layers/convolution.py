@@ -3,7 +3,7 @@ from kernels.conv import IMPLS as CONV_IMPLS
 from kernels.conv import conv2d_backward, conv2d_forward, winograd_applies
 
 from ..errors import InputError
-from .base import KernelBiasLayer, channels_last, pair, padding_mode, positive_int, sliding_output
+from .base import Example, KernelBiasLayer, channels_last, pair, padding_mode, positive_int, sliding_output
 
 
 class Conv2D(KernelBiasLayer):
@@ -38,6 +38,26 @@ class Conv2D(KernelBiasLayer):
     kernel (kh, kw, cin, filters); bias (filters,).
     """
 
+    keras_defaults = {"groups": 1}
+    examples = (
+        Example("3x3 'same' [im2col]", {"filters": 4, "kernel_size": 3, "padding": "same", "impl": "im2col"},
+                (7, 7, 2), reduction=18),
+        Example("3x3 'same' [winograd]", {"filters": 4, "kernel_size": 3, "padding": "same", "impl": "winograd"},
+                (7, 7, 2), reduction=18),
+        Example("3x3 'same' [numpy]", {"filters": 4, "kernel_size": 3, "padding": "same", "impl": "numpy"},
+                (7, 7, 2), reduction=18),
+        Example("3x3 relu [winograd]", {"filters": 4, "kernel_size": 3, "padding": "same", "activation": "relu",
+                                        "impl": "winograd", "bias_initializer": "ones"}, (6, 6, 2), reduction=18),
+        Example("3x3 stride 2 'same'", {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"},
+                (7, 6, 2), reduction=18),
+        Example("2x3 'valid' stride (2, 1)", {"filters": 3, "kernel_size": (2, 3), "strides": (2, 1)}, (6, 7, 3),
+                reduction=18),
+        Example("3x3 dilation 2", {"filters": 3, "kernel_size": 3, "dilation_rate": 2, "padding": "same"},
+                (7, 7, 2), reduction=18),
+        Example("5x5 tanh, no bias", {"filters": 2, "kernel_size": 5, "activation": "tanh", "use_bias": False},
+                (7, 7, 1), reduction=25),
+    )
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, impl="numba",
@@ -63,12 +83,6 @@ class Conv2D(KernelBiasLayer):
 
     def compute_output_shape(self, input_shape):
         return (*sliding_output(self, input_shape, self.kernel_size, self.dilation_rate), self.filters)
-
-    def param_shapes(self, input_shape):
-        shapes = {"kernel": (*self.kernel_size, input_shape[2], self.filters)}
-        if self.use_bias:
-            shapes["bias"] = (self.filters,)
-        return shapes
 
     def build(self, input_shape):
         out = super().build(input_shape)

@@ -4,9 +4,10 @@ import numpy as np
 from kernels.dropout import dropout_backward_numba, dropout_numba
 from kernels.parallel import matmul
 
+from ..activations import NAMES as ACTIVATION_NAMES
 from ..errors import InputError
 from ..tensors import KerasTensor
-from .base import KernelBiasLayer, Layer, WithActivation, number, positive_int
+from .base import Example, KernelBiasLayer, Layer, WithActivation, number, positive_int
 
 
 class Dense(KernelBiasLayer):
@@ -25,6 +26,11 @@ class Dense(KernelBiasLayer):
     Shapes: x (n, in) -> out (n, units); kernel (in, units); bias (units,).
     """
 
+    keras_defaults = {"quantization_config": None}
+    examples = tuple(Example(f"activation {name}", {"units": 5, "activation": name}, (6,), reduction=6)
+                     for name in ACTIVATION_NAMES) + (
+        Example("relu, no bias", {"units": 4, "activation": "relu", "use_bias": False}, (7,), reduction=7),)
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -39,12 +45,6 @@ class Dense(KernelBiasLayer):
                 "put a Flatten layer before it"
             )
         return (self.units,)
-
-    def param_shapes(self, input_shape):
-        shapes = {"kernel": (input_shape[0], self.units)}
-        if self.use_bias:
-            shapes["bias"] = (self.units,)
-        return shapes
 
     def build(self, input_shape):
         out = super().build(input_shape)
@@ -79,6 +79,8 @@ class Activation(WithActivation):
         super().__init__(**kwargs)
         self._set_activation(activation)
 
+    examples = tuple(Example(name, {"activation": name}, (12,)) for name in ACTIVATION_NAMES)
+
     def forward(self, x, training=False):
         self._check_input(x)
         return self._activate(x.copy())
@@ -98,6 +100,10 @@ class Dropout(Layer):
     """
 
     uses_rng = True
+    keras_defaults = {"noise_shape": None, "seed": None}
+    random_in_training = True  # a mask Keras draws its own way: compared with Keras at inference only
+    examples = (Example("0.5 (training)", {"rate": 0.5}, (20,), training=True),
+                Example("0.5 (inference)", {"rate": 0.5}, (20,)))
 
     def __init__(self, rate, **kwargs):
         super().__init__(**kwargs)

@@ -12,7 +12,9 @@ Shapes (per sample, no batch axis): a list of input shapes -> one output shape.
 import numpy as np
 
 from ..errors import InputError
-from .base import Layer
+from .base import Example, Layer
+
+S = (3, 4, 5)  # the examples' sample shape
 
 
 def _broadcast(shapes, name):
@@ -91,6 +93,8 @@ class _Merge(Layer):
 class Add(_Merge):
     """The sum of the inputs."""
 
+    examples = (Example("3 inputs", {}, [S, S, S]), Example("broadcast (1, 1, 5)", {}, [S, (1, 1, 5)]))
+
     def _merge(self, xs):
         out = xs[0] + xs[1]
         for x in xs[2:]:
@@ -105,6 +109,7 @@ class Subtract(_Merge):
     """The first input less the second (exactly two)."""
 
     maximum_inputs = 2
+    examples = (Example("", {}, [S, S]),)
 
     def _merge(self, xs):
         return xs[0] - xs[1]
@@ -115,6 +120,8 @@ class Subtract(_Merge):
 
 class Average(_Merge):
     """The mean of the inputs."""
+
+    examples = (Example("3 inputs", {}, [S, S, S]),)
 
     def _merge(self, xs):
         out = xs[0] + xs[1]
@@ -128,6 +135,9 @@ class Average(_Merge):
 
 class Multiply(_Merge):
     """The element-wise product of the inputs."""
+
+    examples = (Example("3 inputs", {}, [S, S, S]),
+                Example("squeeze-excite (1, 1, 5)", {}, [S, (1, 1, 5)]))
 
     def _merge(self, xs):
         self._xs = xs
@@ -172,6 +182,8 @@ class _Extreme(_Merge):
 class Maximum(_Extreme):
     """The element-wise maximum of the inputs."""
 
+    examples = (Example("3 inputs", {}, [S, S, S]),)
+
     _pick = staticmethod(np.maximum)
 
     @staticmethod
@@ -182,6 +194,8 @@ class Maximum(_Extreme):
 class Minimum(_Extreme):
     """The element-wise minimum of the inputs."""
 
+    examples = (Example("3 inputs", {}, [S, S, S]),)
+
     _pick = staticmethod(np.minimum)
 
     @staticmethod
@@ -191,6 +205,9 @@ class Minimum(_Extreme):
 
 class Concatenate(_Merge):
     """The inputs joined along ``axis`` (default -1, the channels), as Keras."""
+
+    examples = (Example("channels", {}, [S, (3, 4, 2), (3, 4, 1)]),
+                Example("axis 1", {"axis": 1}, [S, (2, 4, 5)]))
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

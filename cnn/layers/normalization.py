@@ -5,7 +5,7 @@ from kernels.batchnorm import IMPLS, batchnorm_backward, batchnorm_forward
 
 from .. import initializers, regularizers
 from ..errors import InputError
-from .base import Layer, number
+from .base import Example, Layer, number
 
 
 class BatchNormalization(Layer):
@@ -32,6 +32,13 @@ class BatchNormalization(Layer):
     moving_variance (non-trainable). Shapes: x (n, ..., c) -> out the same.
     """
 
+    keras_defaults = {"beta_constraint": None, "gamma_constraint": None, "synchronized": False, "renorm": False,
+                      "renorm_clipping": None, "renorm_momentum": 0.99}
+    examples = (Example("(training)", {}, (3, 3, 4), training=True, reduction=72),
+                Example("(inference)", {}, (3, 3, 4)),
+                Example("dense features, no scale (training)", {"scale": False, "momentum": 0.9}, (5,),
+                        training=True, reduction=8))
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", beta_regularizer=None, gamma_regularizer=None,
@@ -53,15 +60,6 @@ class BatchNormalization(Layer):
         if impl not in IMPLS:
             raise InputError(f"impl must be one of {tuple(IMPLS)}, got {impl!r}")
         self.impl = impl
-
-    def param_shapes(self, input_shape):
-        c = (input_shape[-1],)
-        shapes = {}
-        if self.scale:
-            shapes["gamma"] = c
-        if self.center:
-            shapes["beta"] = c
-        return {**shapes, "moving_mean": c, "moving_variance": c}
 
     def build(self, input_shape):
         out = super().build(input_shape)

@@ -5,12 +5,12 @@ import numpy as np
 from kernels.pool import POOL_IMPLS, avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 
 from ..errors import InputError
-from .base import Layer, channels_last, pair, padding_mode, sliding_output
+from .base import Example, Layer, channels_last, pair, padding_mode, sliding_output
 
 _KERNELS = {"max": (maxpool_forward, maxpool_backward), "average": (avgpool_forward, avgpool_backward)}
 
 
-class Pooling2D(Layer):
+class Pooling2D(Layer, register=False):
     """Pooling over NHWC images; ``pool_mode`` 'max' or 'average'.
 
     Parameters
@@ -60,15 +60,23 @@ class MaxPooling2D(Pooling2D):
     """The largest value of each window (the first one on ties, as TensorFlow)."""
 
     pool_mode = "max"
+    examples = (Example("2x2", {"pool_size": 2}, (6, 6, 3)),
+                Example("3x3 stride 2 'same'", {"pool_size": 3, "strides": 2, "padding": "same"}, (7, 7, 2)),
+                Example("2x2 [numpy]", {"pool_size": 2, "impl": "numpy"}, (5, 6, 2)))
 
 
 class AveragePooling2D(Pooling2D):
     """The mean of each window's cells inside the image."""
 
     pool_mode = "average"
+    examples = (Example("2x2", {"pool_size": 2}, (6, 6, 3), reduction=4),
+                Example("3x3 stride 2 'same'", {"pool_size": 3, "strides": 2, "padding": "same"}, (7, 7, 2),
+                        reduction=9),
+                Example("2x3 stride 1 [numpy]", {"pool_size": (2, 3), "strides": 1, "impl": "numpy"}, (5, 6, 2),
+                        reduction=6))
 
 
-class GlobalPooling2D(Layer):
+class GlobalPooling2D(Layer, register=False):
     """One value per channel from the whole image.
 
     Parameters
@@ -104,6 +112,9 @@ class GlobalPooling2D(Layer):
 class GlobalAveragePooling2D(GlobalPooling2D):
     """The mean of each channel over the image."""
 
+    examples = (Example("", {}, (4, 5, 3), reduction=20),
+                Example("keepdims", {"keepdims": True}, (4, 5, 3), reduction=20))
+
     def _reduce(self, x):
         self._hw = x.shape[1:3]
         return x.mean(axis=(1, 2), keepdims=True, dtype=x.dtype)
@@ -116,6 +127,8 @@ class GlobalAveragePooling2D(GlobalPooling2D):
 class GlobalMaxPooling2D(GlobalPooling2D):
     """The largest value of each channel. Its gradient is shared equally by
     tied maxima, as TensorFlow's ``reduce_max`` shares it."""
+
+    examples = (Example("", {}, (4, 5, 3)), Example("keepdims", {"keepdims": True}, (4, 5, 3)))
 
     def _reduce(self, x):
         out = x.max(axis=(1, 2), keepdims=True)

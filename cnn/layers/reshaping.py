@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..errors import InputError
-from .base import Layer, channels_last
+from .base import Example, Layer, channels_last
 
 
 class Flatten(Layer):
@@ -10,6 +10,8 @@ class Flatten(Layer):
 
     Shapes: x (n, d1, d2, ...) -> out (n, d1 * d2 * ...).
     """
+
+    examples = (Example("", {}, (3, 4, 2)),)
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -31,6 +33,9 @@ class Reshape(Layer):
 
     Shapes: x (n, *input_shape) -> out (n, *target_shape); the sizes must agree.
     """
+
+    examples = (Example("", {"target_shape": (6, 4)}, (3, 4, 2)),
+                Example("with -1", {"target_shape": (-1, 2)}, (3, 4, 2)))
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -69,6 +74,9 @@ class ZeroPadding2D(Layer):
 
     Shapes: x (n, h, w, c) -> out (n, h + top + bottom, w + left + right, c).
     """
+
+    examples = (Example("((1, 0), (2, 1))", {"padding": ((1, 0), (2, 1))}, (3, 3, 2)),
+                Example("1", {"padding": 1}, (3, 4, 2)))
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
