@@ -26,11 +26,7 @@ TOP = {
 LAYERS = {
     **{name: "not in this engine yet: Multiply then a sum over the last axis (a Dense or a Lambda-free layer "
              "of your own, docs/custom-layers.md) computes a dot product" for name in ("Dot", "dot")},
-    "SeparableConv2D": "not in this engine yet: it is a DepthwiseConv2D then a 1x1 Conv2D, and depthwise "
-                       "convolution is not here yet either; use Conv2D",
-    "DepthwiseConv2D": "not in this engine yet (nor Conv2D's groups=): use Conv2D",
-    "Conv2DTranspose": "not in this engine yet: for an upsampling path use Conv2D on a larger input, "
-                       "or Reshape; there is no transposed convolution here",
+    "SeparableConv2D": "not in this engine yet: it is a DepthwiseConv2D then a 1x1 Conv2D, both here",
     "UpSampling2D": "not in this engine yet: there is no resampling layer here",
     "Resizing": "not in this engine yet: resize pictures before they reach the model (cnn.images reads and "
                 "prepares a picture of a digit)",

@@ -17,12 +17,18 @@ Data is NHWC; convolution kernels are (kh, kw, cin, cout) and dense kernels
 A user's own layer subclasses :class:`Layer`; ``@register`` (or
 ``custom_objects=`` when loading) lets saved models find it by name.
 """
+import importlib
 import json
+import pkgutil
 
 from ..errors import InputError
-# each module's layer classes register themselves when defined (Layer.__init_subclass__)
-from . import activation, convolution, core, merging, normalization, pooling, reshaping  # noqa: F401
 from .base import BUILT_IN, LAYERS, Example, Layer
+
+# every module of this package, imported: each layer class registers itself
+# when defined (Layer.__init_subclass__), so a new layer is its file alone
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
 from .core import Input, InputLayer
 from .merging import add, average, concatenate, maximum, minimum, multiply, subtract
 

@@ -95,12 +95,15 @@ class Example(NamedTuple):
     ``cls(**config)`` on a batch of samples of ``sample_shape`` (a list of
     shapes for a merge layer), in training mode or not. ``label`` names it in
     ``cnn gradcheck``'s table; ``reduction`` is how many products each output
-    sums (the float32 tolerance against Keras)."""
+    sums (the float32 tolerance against Keras). ``keras`` is False for a
+    case Keras on TensorFlow's CPU cannot run (a dilated Conv2DTranspose):
+    its tests say what checks it instead."""
     label: str
     config: dict
     sample_shape: tuple
     training: bool = False
     reduction: int = 1
+    keras: bool = True
 
 
 def sliding_output(layer, input_shape, window, dilation=(1, 1)):
