@@ -231,6 +231,8 @@ def _keras_layer_config(layer):
             config[key] = _keras_object("keras.initializers", value)
         elif key.endswith("_regularizer"):
             config[key] = None if value is None else {"module": "keras.regularizers", **value, "registered_name": None}
+    for key in getattr(type(layer), "keras_omits", ()):  # arguments the Keras class does not take
+        config.pop(key, None)
     if _takes_data_format(type(layer)):
         config["data_format"] = "channels_last"
     return {"module": "keras.layers", "class_name": name, "config": config, "registered_name": None}

@@ -26,7 +26,6 @@ TOP = {
 LAYERS = {
     **{name: "not in this engine yet: Multiply then a sum over the last axis (a Dense or a Lambda-free layer "
              "of your own, docs/custom-layers.md) computes a dot product" for name in ("Dot", "dot")},
-    "SeparableConv2D": "not in this engine yet: it is a DepthwiseConv2D then a 1x1 Conv2D, both here",
     "UpSampling2D": "not in this engine yet: there is no resampling layer here",
     "Resizing": "not in this engine yet: resize pictures before they reach the model (cnn.images reads and "
                 "prepares a picture of a digit)",

@@ -28,7 +28,6 @@ def run(*args, **kwargs):
 @pytest.mark.parametrize("module,name,advice", [
     ("cnn", "applications", "nothing is downloaded"),
     ("cnn.layers", "Dot", "Multiply then a sum"),
-    ("cnn.layers", "SeparableConv2D", "DepthwiseConv2D then a 1x1 Conv2D"),
     ("cnn.layers", "UpSampling2D", "not in this engine"),
     ("cnn.layers", "Rescaling", "x / 255"),
     ("cnn.layers", "RandomFlip", "augment the arrays"),

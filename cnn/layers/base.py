@@ -28,6 +28,28 @@ def pair(value, what, minimum=1):
     return tuple(int(v) for v in pair_)
 
 
+def sides(value, what):
+    """Rows and columns per side as ((top, bottom), (left, right)), from an
+    int, (rows, cols) or ((top, bottom), (left, right)), as Keras takes
+    ZeroPadding2D's padding and Cropping2D's cropping."""
+    def amount(v):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise InputError(f"{what} must be ints >= 0, got {value!r}")
+        return int(v)
+
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        p = amount(value)
+        return ((p, p), (p, p))
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        if all(isinstance(v, (tuple, list)) for v in value):
+            if any(len(v) != 2 for v in value):
+                raise InputError(f"{what} must be ((top, bottom), (left, right)), got {value!r}")
+            return tuple((amount(v[0]), amount(v[1])) for v in value)
+        rows, cols = amount(value[0]), amount(value[1])
+        return ((rows, rows), (cols, cols))
+    raise InputError(f"{what} must be an int, (rows, cols) or ((top, bottom), (left, right)), got {value!r}")
+
+
 def padding_mode(padding):
     if padding not in ("valid", "same"):
         raise InputError(f"padding must be 'valid' or 'same', got {padding!r}")

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ..errors import InputError
-from .base import Example, Layer, channels_last
+from .base import Example, Layer, channels_last, sides
 
 
 class Flatten(Layer):
@@ -81,26 +81,7 @@ class ZeroPadding2D(Layer):
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
         channels_last(data_format)
-
-        def amount(v):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-                raise InputError(f"ZeroPadding2D padding must be ints >= 0, got {padding!r}")
-            return int(v)
-
-        if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-            p = amount(padding)
-            self.padding = ((p, p), (p, p))
-        elif isinstance(padding, (tuple, list)) and len(padding) == 2:
-            if all(isinstance(v, (tuple, list)) for v in padding):
-                if any(len(v) != 2 for v in padding):
-                    raise InputError(f"ZeroPadding2D padding must be ((top, bottom), (left, right)), got {padding!r}")
-                self.padding = tuple((amount(v[0]), amount(v[1])) for v in padding)
-            else:
-                rows, cols = amount(padding[0]), amount(padding[1])
-                self.padding = ((rows, rows), (cols, cols))
-        else:
-            raise InputError(f"ZeroPadding2D padding must be an int, (rows, cols) or "
-                             f"((top, bottom), (left, right)), got {padding!r}")
+        self.padding = sides(padding, "ZeroPadding2D padding")
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
