@@ -26,17 +26,12 @@ TOP = {
 LAYERS = {
     **{name: "not in this engine yet: Multiply then a sum over the last axis (a Dense or a Lambda-free layer "
              "of your own, docs/custom-layers.md) computes a dot product" for name in ("Dot", "dot")},
-    "UpSampling2D": "not in this engine yet: there is no resampling layer here",
     "Resizing": "not in this engine yet: resize pictures before they reach the model (cnn.images reads and "
                 "prepares a picture of a digit)",
     "CenterCrop": "not in this engine yet: crop the arrays before fit (x[:, top:bottom, left:right])",
-    "Cropping2D": "not in this engine yet: crop the arrays before fit (x[:, top:bottom, left:right]); "
-                  "ZeroPadding2D is here",
-    "Rescaling": "not in this engine yet: scale the arrays before fit, as the chapter does (x / 255)",
     "Normalization": "not in this engine yet: standardize the arrays before fit ((x - mean) / std)",
     "LayerNormalization": "not in this engine yet: BatchNormalization is here",
     "GroupNormalization": "not in this engine yet: BatchNormalization is here",
-    "SpatialDropout2D": "not in this engine yet: Dropout is here (it drops single values, not whole channels)",
     **{name: "augmentation layers are not in this engine yet: augment the arrays before fit"
        for name in ("RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast",
                     "RandomCrop", "RandomBrightness")},

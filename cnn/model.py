@@ -613,8 +613,9 @@ class Sequential:
 
     @blas_held
     def evaluate(self, x, y, batch_size=None, verbose=0, return_dict=False):
-        """Loss and metrics on (x, y) at inference: ``[loss, accuracy]`` (or
-        ``[loss]`` without metrics; a dict with ``return_dict``)."""
+        """Loss and metrics on (x, y) at inference: ``[loss, accuracy]``, or
+        the loss alone as a float when there is nothing else (Keras 3 returns
+        a list only of two or more values); a dict with ``return_dict``."""
         self._check_ready()
         x = self._check_x(x)
         y = self._check_y(y, _count(x))
@@ -623,7 +624,9 @@ class Sequential:
         names = ["loss", *self._log_names]
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in zip(names, values)))
-        return dict(sorted(zip(names, values))) if return_dict else values
+        if return_dict:
+            return dict(sorted(zip(names, values)))
+        return values[0] if len(values) == 1 else values
 
     def _evaluate_checked(self, x, y, batch_size):
         loss_sum, metric_sums = 0.0, [0.0] * len(self._log_names)

@@ -28,8 +28,7 @@ def run(*args, **kwargs):
 @pytest.mark.parametrize("module,name,advice", [
     ("cnn", "applications", "nothing is downloaded"),
     ("cnn.layers", "Dot", "Multiply then a sum"),
-    ("cnn.layers", "UpSampling2D", "not in this engine"),
-    ("cnn.layers", "Rescaling", "x / 255"),
+    ("cnn.layers", "Resizing", "resize pictures before"),
     ("cnn.layers", "RandomFlip", "augment the arrays"),
     ("cnn.layers", "LSTM", "recurrent"),
 ])

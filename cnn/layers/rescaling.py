@@ -11,7 +11,10 @@ class Rescaling(Layer):
 
     Parameters
     ----------
-    scale, offset : numbers, or lists of one per channel (the last axis)
+    scale, offset : numbers, or lists of one per channel (the last axis);
+        as Keras 3 (which turns the Python numbers into float32 tensors
+        before casting them to the layer's dtype), they are rounded to
+        float32 first, so a float64 model computes what Keras's does
 
     Shapes: any, unchanged.
     """
@@ -39,13 +42,17 @@ class Rescaling(Layer):
                                  f"{tuple(input_shape)} ({input_shape[-1]} channels)")
         return tuple(input_shape)
 
+    @staticmethod
+    def _as(value, dtype):
+        return np.asarray(value, dtype=np.float32).astype(dtype)  # Keras's float32 rounding, see above
+
     def forward(self, x, training=False):
         self._check_input(x)
-        out = x * np.asarray(self.scale, dtype=x.dtype) + np.asarray(self.offset, dtype=x.dtype)
+        out = x * self._as(self.scale, x.dtype) + self._as(self.offset, x.dtype)
         return out.astype(x.dtype, copy=False)
 
     def backward(self, dout):
-        return (dout * np.asarray(self.scale, dtype=dout.dtype)).astype(dout.dtype, copy=False)
+        return (dout * self._as(self.scale, dout.dtype)).astype(dout.dtype, copy=False)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}

@@ -1,0 +1,175 @@
+"""The kernels of the modern CNN layers against their NumPy twins, and what
+the registry's generic checks cannot see: whole channels dropped, bilinear
+weights as TensorFlow's, gradients that do not depend on the thread count,
+and a MobileNet block and a small U-Net that train as Keras's do."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import cnn
+from kernels import parallel
+from kernels.depthwise import depthwise_backward, depthwise_forward
+from kernels.resample import bilinear_forward, bilinear_reference
+from kernels.transpose import conv2d_transpose_backward, conv2d_transpose_forward
+
+
+@st.composite
+def window_cases(draw):
+    k = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    s = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    d = (1, 1) if s != (1, 1) else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    h = draw(st.integers((k[0] - 1) * d[0] + 1, 8))
+    w = draw(st.integers((k[1] - 1) * d[1] + 1, 8))
+    return {"n": draw(st.integers(1, 3)), "h": h, "w": w, "c": draw(st.integers(1, 4)), "m": draw(st.integers(1, 3)),
+            "k": k, "s": s, "d": d, "padding": padding}
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=window_cases(), seed=st.integers(0, 2**16))
+def test_depthwise_loops_match_their_numpy_twin(case, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case["n"], case["h"], case["w"], case["c"]))
+    w = rng.standard_normal((*case["k"], case["c"], case["m"]))
+    b = rng.standard_normal(case["c"] * case["m"])
+    args = (case["s"], case["padding"], case["d"])
+    out, cache = depthwise_forward(x, w, b, *args, impl="numba")
+    ref, ref_cache = depthwise_forward(x, w, b, *args, impl="numpy")
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(depthwise_backward(dout, cache), depthwise_backward(dout, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=window_cases(), seed=st.integers(0, 2**16))
+def test_transposed_convolution_kernels_match_their_numpy_twins(case, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case["n"], case["h"], case["w"], case["c"]))
+    w = rng.standard_normal((*case["k"], case["m"], case["c"]))
+    args = (case["s"], case["padding"], None, case["d"])
+    out, cache = conv2d_transpose_forward(x, w, None, *args, impl="numba")
+    ref, ref_cache = conv2d_transpose_forward(x, w, None, *args, impl="numpy")
+    np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(conv2d_transpose_backward(dout, cache), conv2d_transpose_backward(dout, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,out", [((3, 4), (6, 8)), ((3, 3), (9, 6)), ((5, 2), (7, 3)), ((1, 1), (2, 2))])
+def test_bilinear_products_match_the_four_neighbour_formula_and_tensorflow(keras, shape, out, rng):
+    import tensorflow as tf
+
+    x = rng.standard_normal((2, *shape, 3))
+    got, _ = bilinear_forward(x, *out)
+    np.testing.assert_allclose(got, bilinear_reference(x, *out), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, tf.image.resize(x, out, method="bilinear").numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_depthwise_gradients_are_the_same_bits_on_one_thread_and_two(rng):
+    x = rng.standard_normal((13, 9, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 8, 2)).astype(np.float32)
+    saved = parallel.WORKERS
+    results = []
+    try:
+        for count in (1, 2):
+            parallel.set_workers(count)
+            out, cache = depthwise_forward(x, w, None, (1, 1), "same")
+            results.append((out, *depthwise_backward(np.ones_like(out), cache)[:2]))
+    finally:
+        parallel.set_workers(saved)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+def test_spatial_dropout_drops_whole_channels_at_the_rate():
+    cnn.set_seed(3)
+    layer = cnn.layers.SpatialDropout2D(0.4)
+    x = np.ones((200, 5, 5, 8), dtype=np.float32)
+    out = layer(x, training=True)
+    per_map = out.reshape(200, 25, 8)
+    assert np.all(per_map.min(axis=1) == per_map.max(axis=1))  # each map all dropped or all kept
+    kept = per_map[:, 0] > 0
+    assert abs(kept.mean() - 0.6) < 0.03 and np.allclose(per_map[:, 0][kept], 1 / 0.6)
+    np.testing.assert_array_equal(layer(x), x)  # the identity at inference
+
+
+def test_rescaling_applies_in_inference_and_what_is_not_supported_is_named():
+    np.testing.assert_allclose(cnn.layers.Rescaling(1 / 255)(np.full((1, 2, 2, 1), 255.0)), 1.0)
+    with pytest.raises(cnn.InputError, match="interpolation='bicubic' is not supported"):
+        cnn.layers.UpSampling2D(interpolation="bicubic")
+    with pytest.raises(cnn.InputError, match="output_padding=2 must be below the strides"):
+        cnn.layers.Conv2DTranspose(2, 3, strides=2, output_padding=2)
+    with pytest.raises(cnn.InputError, match="cropping .* leaves nothing"):
+        cnn.layers.Cropping2D(2).build((4, 4, 1))
+    with pytest.raises(cnn.InputError, match="3 scale values for samples of \\(4, 4, 2\\)"):
+        cnn.layers.Rescaling([1.0, 2.0, 3.0]).build((4, 4, 2))
+
+
+def mobilenet_block(k, seed=0):
+    """MobileNet v1/v2 pieces: a depthwise 3x3 stride 2 with relu6, a pointwise
+    Conv2D, a separable convolution, hard swish, global pooling."""
+    L = k.layers
+    inputs = k.Input((12, 12, 3))
+    x = L.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    x = L.Conv2D(8, 3, padding="same", use_bias=False)(x)
+    x = L.BatchNormalization()(x)
+    x = L.Activation("relu6")(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2)(x)
+    x = L.Activation("hard_swish")(x)
+    x = L.Conv2D(6, 1)(x)
+    x = L.SeparableConv2D(5, 3, padding="same", activation="relu")(x)
+    x = L.SpatialDropout2D(0.0)(x)
+    x = L.GlobalAveragePooling2D()(x)
+    outputs = L.Dense(3, activation="softmax")(x)
+    return k.Model(inputs, outputs)
+
+
+def small_unet(k):
+    """A two-level U-Net: down by max-pooling, up by a transposed convolution
+    and by upsampling, skip connections concatenated (one cropped). Nearest
+    upsampling: TensorFlow resizes bilinearly in float32 even for float64
+    images, so a float64 comparison would measure its rounding (bilinear is
+    checked in float32 by the registry and against tf.image.resize above)."""
+    L = k.layers
+    inputs = k.Input((8, 8, 2))
+    c1 = L.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    p1 = L.MaxPooling2D(2)(c1)
+    c2 = L.Conv2D(6, 3, padding="same", activation="relu")(p1)
+    p2 = L.MaxPooling2D(2)(c2)
+    b = L.Conv2D(8, 3, padding="same", activation="relu")(p2)
+    u2 = L.Conv2DTranspose(6, 2, strides=2)(b)
+    x = L.Concatenate()([u2, c2])
+    x = L.Conv2D(6, 3, padding="same", activation="relu")(x)
+    u1 = L.UpSampling2D()(x)
+    padded = L.ZeroPadding2D(1)(c1)
+    x = L.Concatenate()([u1, L.Cropping2D(1)(padded)])
+    outputs = L.Conv2D(1, 1, activation="sigmoid")(x)
+    return k.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("build,target", [(mobilenet_block, "classes"), (small_unet, "mask")])
+def test_modern_models_train_as_kerass_step_by_step(float64, build, target):
+    keras = float64
+    cnn.set_seed(11)
+    ours, theirs = build(cnn), build(keras)
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in theirs.layers
+                                                                if type(layer).__name__ != "InputLayer"]
+    ours.set_weights(theirs.get_weights())
+    rng = np.random.default_rng(12)
+    x = rng.uniform(0, 255, (6, 12, 12, 3)) if target == "classes" else rng.standard_normal((6, 8, 8, 2))
+    if target == "classes":
+        y, loss = np.eye(3)[rng.integers(0, 3, 6)], "categorical_crossentropy"
+    else:
+        y, loss = (rng.uniform(size=(6, 8, 8, 1)) > 0.5).astype(float), "binary_crossentropy"
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), rtol=1e-9, atol=1e-12)
+    # SGD with momentum: Adam's m / sqrt(v) would blow a gradient's last-bit noise up to a full step
+    ours.compile(optimizer=cnn.optimizers.SGD(0.05, momentum=0.9), loss=loss)
+    theirs.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), loss=loss)
+    for _ in range(4):
+        assert ours.train_on_batch(x, y) == pytest.approx(float(theirs.train_on_batch(x, y)), rel=1e-8)
+    for got, want in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-7, atol=1e-10)
+    evaluated = ours.evaluate(x, y)  # no metrics: the loss alone, a float, as Keras 3 returns it
+    assert isinstance(evaluated, float) and evaluated == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-8)
