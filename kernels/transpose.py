@@ -126,7 +126,7 @@ def conv2d_transpose_forward(x, w, b=None, strides=(1, 1), padding="valid", outp
 def conv2d_transpose_backward(dout, cache, need_dx=True):
     """Gradients of :func:`conv2d_transpose_forward`: (dx or None, dw, db)."""
     x, w2, g, impl = cache
-    n, cin = x.shape[0], x.shape[3]
+    cin = x.shape[3]
     f = dout.shape[3]
     im2col = im2col_numba if impl == "numba" else im2col_numpy
     product = matmul if impl == "numba" else np.matmul
