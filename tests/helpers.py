@@ -21,3 +21,17 @@ def small_model(seed=0, optimizer="adadelta", loss="categorical_crossentropy", d
     ])
     model.compile(loss=loss, optimizer=optimizer, metrics=["acc"])
     return model
+
+
+def explorer_api(url):
+    """A client of the explorer's JSON API at ``url``."""
+    import json
+    import urllib.request
+
+    def call(path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    return call

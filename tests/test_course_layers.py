@@ -258,8 +258,10 @@ def test_unsupported_keras_arguments_are_refused_by_name():
         Conv2D(4, 3, strides=2, dilation_rate=2)
     with pytest.raises(InputError, match="no dilation"):
         Conv2D(4, 3, dilation_rate=2, impl="winograd")
-    with pytest.raises(InputError, match="groups=2"):
-        Conv2D(4, 3, groups=2)
+    with pytest.raises(InputError, match="groups=3 must divide filters=4"):
+        Conv2D(4, 3, groups=3)
+    with pytest.raises(InputError, match="groups=2 must divide the 3 input channels"):
+        Conv2D(4, 3, groups=2).build((5, 5, 3))
     with pytest.raises(InputError, match="kernel_constraint"):
         Dense(4, kernel_constraint="non_neg")
     with pytest.raises(InputError, match="unknown argument 'kernel_size'"):

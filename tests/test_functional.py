@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cnn
+from helpers import explorer_api
 from cnn.errors import InputError, NotInEngineError
 from cnn.gradcheck import check_gradients, check_model
 
@@ -375,20 +376,6 @@ def test_summary_lists_what_each_layer_reads():
     assert any(line.startswith("skip (Conv2D)") and line.rstrip().endswith("input_layer[0][0]") for line in lines), lines
 
 
-def _api(url):
-    """A client of the explorer's JSON API at ``url``."""
-    import json
-    import urllib.request
-
-    def call(path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.loads(answer.read())
-
-    return call
-
-
 def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
 
     from cnn.explorer.server import serve_in_thread
@@ -397,7 +384,7 @@ def test_the_explorer_explains_a_cell_from_the_tensor_that_fed_it():
     model = _digit_graph()
     srv, url = serve_in_thread(model)
     try:
-        call = _api(url)
+        call = explorer_api(url)
         described = call("/api/model")
         names = [l["name"] for l in described["layers"]]
         assert described["layers"][names.index("sum")]["inputs"] == [names.index("b"), names.index("skip")]
@@ -440,7 +427,7 @@ def test_the_explorer_explains_a_concatenated_cell_as_a_copy_of_one_input():
     model = cnn.Model(inputs, L.Dense(10, activation="softmax")(L.Flatten()(L.MaxPooling2D(2)(x))))
     srv, url = serve_in_thread(model)
     try:
-        call = _api(url)
+        call = explorer_api(url)
         names = [l["name"] for l in call("/api/model")["layers"]]
         predicted = call("/api/predict", {"sample": 4})
         e = call("/api/explain", {"input": predicted["input"], "layer": names.index("both"), "row": 12, "col": 15,

@@ -173,3 +173,39 @@ def test_modern_models_train_as_kerass_step_by_step(float64, build, target):
         np.testing.assert_allclose(got, np.asarray(want), rtol=1e-7, atol=1e-10)
     evaluated = ours.evaluate(x, y)  # no metrics: the loss alone, a float, as Keras 3 returns it
     assert isinstance(evaluated, float) and evaluated == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-8)
+
+
+def test_random_flip_flips_whole_images_at_half_the_draws_and_a_seed_repeats_them():
+    x = np.arange(400 * 2 * 3, dtype=np.float32).reshape(400, 2, 3, 1)
+    cnn.set_seed(4)
+    out = cnn.layers.RandomFlip("horizontal")(x, training=True)
+    flipped = np.all(out == x[:, :, ::-1], axis=(1, 2, 3))
+    assert np.all(flipped | np.all(out == x, axis=(1, 2, 3)))  # each image flipped whole, or left alone
+    assert abs(flipped.mean() - 0.5) < 0.08
+    both = cnn.layers.RandomFlip(seed=9)(x, training=True)
+    again = cnn.layers.RandomFlip(seed=9)(x, training=True)
+    np.testing.assert_array_equal(both, again)
+    changed = ~np.all(both == x, axis=(1, 2, 3))
+    np.testing.assert_array_equal(both[changed], x[changed][:, ::-1, ::-1])  # one draw flips both axes
+    np.testing.assert_array_equal(cnn.layers.RandomFlip()(x), x)  # the identity at inference
+
+
+def test_the_explorer_explains_a_grouped_convolutions_cell_from_its_own_group():
+    from cnn.explorer.server import serve_in_thread
+    from helpers import explorer_api
+
+    cnn.set_seed(6)
+    model = cnn.Sequential([cnn.Input((28, 28, 1)), cnn.layers.Conv2D(4, 3, activation="relu", name="a"),
+                            cnn.layers.Conv2D(6, 3, groups=2, name="grouped"), cnn.layers.Flatten(),
+                            cnn.layers.Dense(10, activation="softmax")])
+    srv, url = serve_in_thread(model)
+    try:
+        call = explorer_api(url)
+        predicted = call("/api/predict", {"sample": 1})
+        for channel in (1, 4):  # one filter of each group
+            e = call("/api/explain", {"input": predicted["input"], "layer": 1, "row": 7, "col": 11,
+                                      "channel": channel})
+            assert e["equal"] and len(e["weights"]) == 2  # the two channels of its group, not all four
+    finally:
+        srv.shutdown()
+        srv.server_close()

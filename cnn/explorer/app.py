@@ -187,6 +187,10 @@ class Explorer:
                     "winner": [int(a), int(b)], "value": float(window[a, b]), "engine": engine,
                     "equal": bool(np.isclose(window[a, b], engine, rtol=1e-5, atol=1e-6)), "receptive": receptive}
         kernel = layer.params["kernel"][:, :, :, channel].astype(np.float64)
+        if layer.groups > 1:  # a grouped convolution's filter reads its own group of channels only
+            group = channel // (layer.filters // layer.groups)
+            cin = kernel.shape[2]
+            below = below[:, :, group * cin:(group + 1) * cin]
         window = np.zeros((kh, kw, cin))
         for i, (y, oks) in enumerate(zip(ys, inside)):
             for j, (x_, ok) in enumerate(zip(xs, oks)):
