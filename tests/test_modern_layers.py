@@ -209,3 +209,49 @@ def test_the_explorer_explains_a_grouped_convolutions_cell_from_its_own_group():
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.parametrize("mode", ["reflect", "wrap", "constant", "nearest"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_affine_kernels_are_tensorflows_transform_and_their_twin(keras, mode, interpolation):
+    """The kernel against TensorFlow's ImageProjectiveTransformV3 (what Keras's
+    ops.image.affine_transform runs) for rotations, zooms and shifts that
+    reach outside the image, and the compiled loops against the NumPy twin,
+    forward and adjoint."""
+    from kernels.affine import affine_backward, affine_forward
+
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((5, 7, 9, 2)).astype(np.float32)
+    angle, zoom = rng.uniform(-1.2, 1.2, 5), rng.uniform(0.5, 1.8, 5)
+    t = np.zeros((5, 8), np.float32)
+    t[:, 0], t[:, 1], t[:, 2] = np.cos(angle) * zoom, -np.sin(angle) * zoom, rng.uniform(-12, 12, 5)
+    t[:, 3], t[:, 4], t[:, 5] = np.sin(angle) * zoom, np.cos(angle) * zoom, rng.uniform(-12, 12, 5)
+    theirs = keras.ops.image.affine_transform(x, t, interpolation=interpolation, fill_mode=mode, fill_value=0.5)
+    out, cache = affine_forward(x, t, mode, 0.5, interpolation)
+    twin, twin_cache = affine_forward(x, t, mode, 0.5, interpolation, impl="numpy")
+    np.testing.assert_allclose(out, np.asarray(theirs), atol=2e-6)
+    np.testing.assert_allclose(out, twin, atol=1e-6)
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_allclose(affine_backward(dout, cache), affine_backward(dout, twin_cache), atol=1e-5)
+    # the adjoint: <S x, d> = <x, S^T d> (the fill value's constant term aside)
+    zero = affine_forward(np.zeros_like(x), t, mode, 0.5, interpolation)[0]
+    assert np.sum((out - zero) * dout) == pytest.approx(np.sum(x * affine_backward(dout, cache)), rel=1e-4)
+
+
+def test_random_translation_draws_kerass_transform_and_a_seed_repeats_it(keras):
+    layer = cnn.layers.RandomTranslation(0.3, (-0.1, 0.4), fill_mode="constant", seed=7)
+    x = np.random.default_rng(1).standard_normal((4, 6, 8, 3)).astype(np.float32)
+    out = layer(x, training=True)
+    t = layer.last_transforms
+    dy, dx = -t[:, 5], -t[:, 2]
+    assert np.all(np.abs(dy) <= 0.3 * 6) and np.all((dx >= -0.1 * 8) & (dx <= 0.4 * 8))
+    theirs = keras.layers.RandomTranslation(0.3, (-0.1, 0.4), fill_mode="constant")
+    import tensorflow as tf
+
+    matrix = theirs._get_translation_matrix(tf.constant(np.stack([dx, dy], axis=1)))
+    np.testing.assert_allclose(t, np.asarray(matrix), rtol=1e-6)  # Keras's matrix for these shifts
+    np.testing.assert_allclose(out, np.asarray(keras.ops.image.affine_transform(x, t, fill_mode="constant")),
+                               atol=2e-6)
+    again = cnn.layers.RandomTranslation(0.3, (-0.1, 0.4), fill_mode="constant", seed=7)(x, training=True)
+    np.testing.assert_array_equal(out, again)
+    np.testing.assert_array_equal(layer(x), x)  # the identity at inference

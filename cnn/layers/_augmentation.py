@@ -1,0 +1,74 @@
+"""What the geometric augmentation layers share (RandomTranslation, ...): one
+random affine transform per image in training, through
+:mod:`kernels.affine`, and its adjoint as the input gradient."""
+import numpy as np
+
+from kernels.affine import FILL_MODES, INTERPOLATIONS, affine_backward, affine_forward
+
+from ..errors import InputError
+from .base import Layer, channels_last, number
+
+
+def factor_range(factor, what, low=-1.0, high=1.0):
+    """Keras's factor argument: a number f gives (-|f|, |f|), a pair (lower, upper) sorted."""
+    if isinstance(factor, (list, tuple)):
+        if len(factor) != 2:
+            raise InputError(f"{what} must be a number or a pair (lower, upper), got {factor!r}")
+        values = sorted(number(f, what, low, high) for f in factor)
+        return tuple(values)
+    f = abs(number(factor, what, low, high))
+    return (-f, f)
+
+
+class AffineAugmentation(Layer, register=False):
+    """A random affine transform of each image while training; the identity at inference.
+
+    Subclasses draw the transforms: ``_transforms(n, h, w) -> (n, 8)``, in
+    TensorFlow's convention (see :mod:`kernels.affine`).
+    """
+
+    uses_rng = True
+    random_in_training = True  # Keras draws its own: compared with Keras at inference only
+
+    def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        channels_last(data_format)
+        name = type(self).__name__
+        if fill_mode not in FILL_MODES:
+            raise InputError(f"{name}: fill_mode={fill_mode!r} must be one of {', '.join(map(repr, FILL_MODES))}")
+        if interpolation not in INTERPOLATIONS:
+            raise InputError(f"{name}: interpolation={interpolation!r} must be one of "
+                             f"{', '.join(map(repr, INTERPOLATIONS))}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise InputError(f"{name}: seed must be None or an int >= 0, got {seed!r}")
+        self.fill_mode, self.interpolation = fill_mode, interpolation
+        self.fill_value = number(fill_value, "fill_value")
+        self.seed = None if seed is None else int(seed)
+        if self.seed is not None:
+            self.rng = np.random.default_rng(self.seed)
+        self._cache = None
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise InputError(f"{type(self).__name__} layer {self.name!r} needs samples (height, width, channels), "
+                             f"got {tuple(input_shape)}")
+        return tuple(input_shape)
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        if not training:
+            self._cache = None
+            return x
+        n, h, w, _ = x.shape
+        self.last_transforms = self._transforms(n, h, w)
+        out, self._cache = affine_forward(x, self.last_transforms, self.fill_mode, self.fill_value,
+                                          self.interpolation)
+        return out
+
+    def backward(self, dout):
+        return dout if self._cache is None else affine_backward(dout, self._cache)
+
+    def get_config(self):
+        return {**super().get_config(), "fill_mode": self.fill_mode, "interpolation": self.interpolation,
+                "seed": self.seed, "fill_value": self.fill_value}
