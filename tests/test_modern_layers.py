@@ -255,3 +255,57 @@ def test_random_translation_draws_kerass_transform_and_a_seed_repeats_it(keras):
     again = cnn.layers.RandomTranslation(0.3, (-0.1, 0.4), fill_mode="constant", seed=7)(x, training=True)
     np.testing.assert_array_equal(out, again)
     np.testing.assert_array_equal(layer(x), x)  # the identity at inference
+
+
+@pytest.mark.parametrize("make,theirs", [
+    (lambda: cnn.layers.RandomRotation((-0.2, 0.3), seed=4), "rotation"),
+    (lambda: cnn.layers.RandomZoom((-0.3, 0.4), seed=5), "zoom"),
+    (lambda: cnn.layers.RandomZoom(0.3, width_factor=(-0.2, 0.1), fill_mode="constant", seed=6), "zoom"),
+])
+def test_rotation_and_zoom_draw_kerass_matrices(keras, make, theirs):
+    """The engine's transform for its drawn angle or zooms equals the matrix
+    Keras builds from the same numbers, and the output equals Keras's
+    affine_transform with it."""
+    import tensorflow as tf
+
+    layer = make()
+    x = np.random.default_rng(2).standard_normal((5, 7, 9, 2)).astype(np.float32)
+    out = layer(x, training=True)
+    t = layer.last_transforms
+    if theirs == "rotation":
+        reference = keras.layers.RandomRotation(0.2)
+        # the angle back from the matrix (no zoom): Keras's matrix for it
+        angle = np.rad2deg(np.arctan2(t[:, 3], t[:, 0]))
+        assert np.all((angle >= -0.2 * 360 - 1e-3) & (angle <= 0.3 * 360 + 1e-3))
+        matrix = reference._compute_affine_matrix(
+            center_x=0.5, center_y=0.5, angle=tf.constant(angle), translate_x=tf.zeros(5), translate_y=tf.zeros(5),
+            scale=tf.ones(5), shear_x=tf.zeros(5), shear_y=tf.zeros(5), height=7, width=9)
+    else:
+        reference = keras.layers.RandomZoom(0.3)
+        zooms = np.stack([t[:, 0], t[:, 4]], axis=1)
+        assert np.all((zooms > 0) & (zooms < 2))
+        matrix = reference._get_zoom_matrix(tf.constant(zooms), 7, 9)
+    np.testing.assert_allclose(t, np.asarray(matrix), rtol=1e-5, atol=1e-5)
+    expected = keras.ops.image.affine_transform(x, t, fill_mode=layer.fill_mode, interpolation=layer.interpolation)
+    np.testing.assert_allclose(out, np.asarray(expected), atol=2e-6)
+    np.testing.assert_array_equal(layer(x), x)  # the identity at inference
+
+
+def test_augmentation_gives_the_same_batches_twice_from_one_seed_and_only_in_fit():
+    def run():
+        cnn.set_seed(13)
+        model = cnn.Sequential([cnn.Input((8, 8, 1)), cnn.layers.RandomFlip("horizontal"),
+                                cnn.layers.RandomTranslation(0.2, 0.2), cnn.layers.RandomRotation(0.1),
+                                cnn.layers.RandomZoom(0.2), cnn.layers.Conv2D(2, 3), cnn.layers.Flatten(),
+                                cnn.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="sgd", loss="categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((16, 8, 8, 1)).astype(np.float32), np.eye(3)[rng.integers(0, 3, 16)]
+        history = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"]
+        return history, model.predict(x), model
+    first, second = run(), run()
+    assert first[0] == second[0]
+    np.testing.assert_array_equal(first[1], second[1])
+    model = first[2]
+    x = np.random.default_rng(1).standard_normal((4, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x), model.predict(x))  # inference draws nothing

@@ -9,15 +9,31 @@ from ..errors import InputError
 from .base import Layer, channels_last, number
 
 
-def factor_range(factor, what, low=-1.0, high=1.0):
+def factor_range(factor, what, low=-1.0, high=1.0, low_open=False):
     """Keras's factor argument: a number f gives (-|f|, |f|), a pair (lower, upper) sorted."""
     if isinstance(factor, (list, tuple)):
         if len(factor) != 2:
             raise InputError(f"{what} must be a number or a pair (lower, upper), got {factor!r}")
-        values = sorted(number(f, what, low, high) for f in factor)
+        values = sorted(number(f, what, low, high, low_open) for f in factor)
         return tuple(values)
-    f = abs(number(factor, what, low, high))
+    f = abs(number(factor, what, low, high, low_open))
     return (-f, f)
+
+
+def rotation_zoom_matrices(angle, zoom_x, zoom_y, h, w):
+    """(n, 8) transforms about the image centre ((w - 1) / 2, (h - 1) / 2),
+    each output pixel reading the input at centre + Z R (pixel - centre): R
+    rotates by ``angle`` radians, Z scales columns by ``zoom_x`` and rows by
+    ``zoom_y`` (Keras's matrices for RandomRotation and RandomZoom)."""
+    n = angle.shape[0]
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    cos, sin = np.cos(angle), np.sin(angle)
+    t = np.zeros((n, 8))
+    t[:, 0], t[:, 1] = zoom_x * cos, -zoom_x * sin
+    t[:, 3], t[:, 4] = zoom_y * sin, zoom_y * cos
+    t[:, 2] = cx - cx * t[:, 0] - cy * t[:, 1]
+    t[:, 5] = cy - cx * t[:, 3] - cy * t[:, 4]
+    return t.astype(np.float32)
 
 
 class AffineAugmentation(Layer, register=False):
