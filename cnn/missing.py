@@ -30,10 +30,9 @@ LAYERS = {
                 "prepares a picture of a digit)",
     "CenterCrop": "not in this engine yet: crop the arrays before fit (x[:, top:bottom, left:right])",
     "Normalization": "not in this engine yet: standardize the arrays before fit ((x - mean) / std)",
-    **{name: "not in this engine yet (RandomFlip, RandomTranslation, RandomRotation and RandomZoom are): "
-             "augment the arrays before fit"
-       for name in ("RandomContrast",
-                    "RandomCrop", "RandomBrightness")},
+    **{name: "not in this engine yet (RandomFlip, RandomTranslation, RandomRotation, RandomZoom and "
+             "RandomContrast are): augment the arrays before fit"
+       for name in ("RandomCrop", "RandomBrightness")},
     **{name: "this engine is for convolutional networks on images: recurrent layers are not in it"
        for name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "RNN", "ConvLSTM2D")},
     **{name: "1-D and 3-D convolutions are not in this engine: Conv2D on NHWC images is"

@@ -309,3 +309,16 @@ def test_augmentation_gives_the_same_batches_twice_from_one_seed_and_only_in_fit
     model = first[2]
     x = np.random.default_rng(1).standard_normal((4, 8, 8, 1)).astype(np.float32)
     np.testing.assert_array_equal(model.predict(x), model.predict(x))  # inference draws nothing
+
+
+def test_random_contrast_draws_as_keras_reads_its_factor(keras):
+    x = np.random.default_rng(3).uniform(50, 200, (400, 4, 4, 2)).astype(np.float32)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    for factor, low, high in ((0.5, 1.0, 1.5), ((0.2, 0.6), 0.8, 1.6)):
+        ours = cnn.layers.RandomContrast(factor, seed=1)(x, training=True)
+        theirs = np.asarray(keras.layers.RandomContrast(factor, seed=1)(x, training=True))
+        for out in (ours, theirs):
+            drawn = ((out - mean) / (x - mean))[:, 0, 0, 0]
+            assert drawn.min() >= low - 1e-4 and drawn.max() <= high + 1e-4
+            assert drawn.min() < low + 0.05 and drawn.max() > high - 0.05  # the whole range, both engines
+    assert cnn.layers.RandomContrast(0.5).factor == list(keras.layers.RandomContrast(0.5).factor)
