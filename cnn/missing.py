@@ -26,9 +26,6 @@ TOP = {
 LAYERS = {
     **{name: "not in this engine yet: Multiply then a sum over the last axis (a Dense or a Lambda-free layer "
              "of your own, docs/custom-layers.md) computes a dot product" for name in ("Dot", "dot")},
-    "Resizing": "not in this engine yet: resize pictures before they reach the model (cnn.images reads and "
-                "prepares a picture of a digit)",
-    "CenterCrop": "not in this engine yet: crop the arrays before fit (x[:, top:bottom, left:right])",
     "Normalization": "not in this engine yet: standardize the arrays before fit ((x - mean) / std)",
     **{name: "not in this engine yet (RandomFlip, RandomTranslation, RandomRotation, RandomZoom and "
              "RandomContrast are): augment the arrays before fit"

@@ -43,19 +43,48 @@ def bilinear_weights(size, out_size, dtype=np.float64):
     return a.astype(dtype)
 
 
+def nearest_weights(size, out_size, dtype=np.float64):
+    """The (out_size, size) matrix of TensorFlow's half-pixel nearest
+    neighbours: output cell o copies input cell min(floor((o + 0.5) * size /
+    out_size), size - 1)."""
+    a = np.zeros((out_size, size), dtype=dtype)
+    source = np.minimum(np.floor((np.arange(out_size) + 0.5) * (size / out_size)).astype(np.int64), size - 1)
+    a[np.arange(out_size), source] = 1
+    return a
+
+
+def resize_forward(x, out_h, out_w, interpolation="bilinear"):
+    """x (n, h, w, c) resized to (n, out_h, out_w, c) as tf.image.resize
+    (no antialiasing), 'bilinear' or 'nearest', and the cache of weights."""
+    weights = bilinear_weights if interpolation == "bilinear" else nearest_weights
+    rows, cols = weights(x.shape[1], out_h, x.dtype), weights(x.shape[2], out_w, x.dtype)
+    return _apply(x, rows, cols), ResizeCache(rows, cols)
+
+
+
+
+
 def bilinear_forward(x, out_h, out_w):
     """x (n, h, w, c) -> (n, out_h, out_w, c), and the cache of weights."""
     rows = bilinear_weights(x.shape[1], out_h, x.dtype)
     cols = bilinear_weights(x.shape[2], out_w, x.dtype)
+    return _apply(x, rows, cols), ResizeCache(rows, cols)
+
+
+def _apply(x, rows, cols):
     out = np.einsum("oh,nhwc->nowc", rows, x, optimize=True)
     out = np.einsum("pw,nowc->nopc", cols, out, optimize=True)
-    return np.ascontiguousarray(out), ResizeCache(rows, cols)
+    return np.ascontiguousarray(out)
 
 
 def bilinear_backward(dout, cache):
+    """The adjoint of a resize by matrices: ``A_h^T dout A_w``."""
     rows, cols = cache
     dx = np.einsum("pw,nopc->nowc", cols, dout, optimize=True)
     return np.ascontiguousarray(np.einsum("oh,nowc->nhwc", rows, dx, optimize=True))
+
+
+resize_backward = bilinear_backward
 
 
 def bilinear_reference(x, out_h, out_w):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import cnn
 from kernels import parallel
 from kernels.depthwise import depthwise_backward, depthwise_forward
-from kernels.resample import bilinear_forward, bilinear_reference
+from kernels.resample import bilinear_forward, bilinear_reference, resize_forward
 from kernels.transpose import conv2d_transpose_backward, conv2d_transpose_forward
 
 
@@ -65,6 +65,11 @@ def test_bilinear_products_match_the_four_neighbour_formula_and_tensorflow(keras
     got, _ = bilinear_forward(x, *out)
     np.testing.assert_allclose(got, bilinear_reference(x, *out), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got, tf.image.resize(x, out, method="bilinear").numpy(), rtol=1e-6, atol=1e-6)
+    for size in (out, shape[::-1], (max(1, shape[0] // 2), shape[1] * 3)):  # up, down and both
+        for method in ("bilinear", "nearest"):
+            resized, _ = resize_forward(x, *size, method)
+            np.testing.assert_allclose(resized, tf.image.resize(x, size, method=method).numpy(), rtol=1e-6,
+                                       atol=1e-6, err_msg=f"{method} {shape} -> {size}")
 
 
 def test_depthwise_gradients_are_the_same_bits_on_one_thread_and_two(rng):

@@ -28,7 +28,7 @@ def run(*args, **kwargs):
 @pytest.mark.parametrize("module,name,advice", [
     ("cnn", "applications", "nothing is downloaded"),
     ("cnn.layers", "Dot", "Multiply then a sum"),
-    ("cnn.layers", "Resizing", "resize pictures before"),
+    ("cnn.layers", "Normalization", "standardize the arrays"),
     ("cnn.layers", "RandomCrop", "augment the arrays"),
     ("cnn.layers", "LSTM", "recurrent"),
 ])

@@ -1,0 +1,51 @@
+"""CenterCrop: the middle of each image, of a given size (preprocessing)."""
+import numpy as np
+
+from ..errors import InputError
+from .base import Example, Layer, channels_last, positive_int
+
+
+class CenterCrop(Layer):
+    """Cut the central (height, width) region of each image, as
+    ``keras.layers.CenterCrop``, in training and at inference: it starts at
+    row (h - height) // 2 and column (w - width) // 2 (an odd leftover row
+    or column at the bottom/right). Keras resizes an image smaller than the
+    crop instead; that is refused here (put a Resizing layer first).
+
+    Shapes: x (n, h, w, c) -> out (n, height, width, c); the gradient is the
+    output's, with zeros where the cut cells were.
+    """
+
+    examples = (Example("even", {"height": 2, "width": 4}, (4, 6, 2)),
+                Example("odd leftovers", {"height": 3, "width": 2}, (6, 5, 2)))
+
+    def __init__(self, height, width, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        channels_last(data_format)
+        self.height, self.width = positive_int(height, "height"), positive_int(width, "width")
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise InputError(f"CenterCrop layer {self.name!r} needs samples (height, width, channels), "
+                             f"got {tuple(input_shape)}")
+        if input_shape[0] < self.height or input_shape[1] < self.width:
+            raise InputError(f"CenterCrop layer {self.name!r}: images of {tuple(input_shape[:2])} are smaller than "
+                             f"the crop ({self.height}, {self.width}); Keras would resize them: put a Resizing "
+                             "layer first")
+        return (self.height, self.width, input_shape[2])
+
+    def _start(self):
+        h, w = self.input_shape[:2]
+        return (h - self.height) // 2, (w - self.width) // 2
+
+    def forward(self, x, training=False):
+        self._check_input(x)
+        top, left = self._start()
+        return np.ascontiguousarray(x[:, top:top + self.height, left:left + self.width])
+
+    def backward(self, dout):
+        (top, left), (h, w) = self._start(), self.input_shape[:2]
+        return np.pad(dout, ((0, 0), (top, h - top - self.height), (left, w - left - self.width), (0, 0)))
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
