@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 # name, (height, width, cin), (kh, kw, cout), stride, dilation, padding
 LAYERS = [
@@ -52,7 +52,16 @@ LAYERS = [
     ("VGG 3x3 28x28 512->512", (28, 28, 512), (3, 3, 512), 1, 1, "same"),
     ("VGG 3x3 14x14 512->512", (14, 14, 512), (3, 3, 512), 1, 1, "same"),
     ("VGG 3x3 7x7 512->512", (7, 7, 512), (3, 3, 512), 1, 1, "same"),
+    # (kh, kw, depth multiplier) for a depthwise layer; (kh, kw, filters) of a transposed one
+    ("MobileNet depthwise 3x3 112x112 32", (112, 112, 32), (3, 3, 1), 1, 1, "same", "depthwise"),
+    ("MobileNet depthwise 3x3 56x56 128", (56, 56, 128), (3, 3, 1), 1, 1, "same", "depthwise"),
+    ("MobileNet depthwise 3x3 28x28 256", (28, 28, 256), (3, 3, 1), 1, 1, "same", "depthwise"),
+    ("MobileNet depthwise 3x3 14x14 512", (14, 14, 512), (3, 3, 1), 1, 1, "same", "depthwise"),
+    ("MobileNet depthwise 3x3/2 56x56 128", (56, 56, 128), (3, 3, 1), 2, 1, "same", "depthwise"),
+    ("U-Net transposed 2x2/2 28x28 128->64", (28, 28, 128), (2, 2, 64), 2, 1, "valid", "transpose"),
+    ("U-Net transposed 2x2/2 56x56 64->32", (56, 56, 64), (2, 2, 32), 2, 1, "valid", "transpose"),
 ]
+KINDS = ("conv", "depthwise", "transpose")  # a row without a seventh entry is a plain convolution
 
 
 def output_size(size, k, s, d, padding):
@@ -61,9 +70,14 @@ def output_size(size, k, s, d, padding):
     return window_geometry(size, (k - 1) * d + 1, s, padding)[0]
 
 
-def gflop(n, shape, kernel, stride, dilation, padding):
+def gflop(n, shape, kernel, stride, dilation, padding, kind="conv"):
+    """The multiply-adds of one pass, times 2: a depthwise layer's output cell sums kh * kw products (its
+    third kernel entry is the depth multiplier), a transposed layer scatters each input value through
+    kh * kw * filters of them."""
     h, w, cin = shape
     kh, kw, cout = kernel
+    if kind == "transpose":
+        return 2 * n * h * w * kh * kw * cin * cout / 1e9
     oh, ow = output_size(h, kh, stride, dilation, padding), output_size(w, kw, stride, dilation, padding)
     return 2 * n * oh * ow * kh * kw * cin * cout / 1e9
 
@@ -109,6 +123,124 @@ def engine_runs(x, w, stride, dilation, padding, repeats):
 
 def _rel(got, ref):
     return float(np.abs(np.asarray(got, np.float64) - ref).max() / max(np.abs(ref).max(), 1e-30))
+
+
+def engine_layer_runs(kind, x, w, stride, padding, repeats):
+    """A depthwise or transposed row: the layer's kernels (numba) against their NumPy path in float64."""
+    if kind == "depthwise":
+        from kernels.depthwise import depthwise_backward as backward
+        from kernels.depthwise import depthwise_forward
+
+        def forward(impl="numba", a=x, b=w):
+            return depthwise_forward(a, b, None, (stride, stride), padding, impl=impl)
+        algorithm = "engine depthwise loops"
+    else:
+        from kernels.transpose import conv2d_transpose_backward as backward
+        from kernels.transpose import conv2d_transpose_forward
+
+        def forward(impl="numba", a=x, b=w):
+            return conv2d_transpose_forward(a, b, None, (stride, stride), padding, impl=impl)
+        algorithm = "engine col2im(x W^T)"
+    ref, ref_cache = forward("numpy", x.astype(np.float64), w.astype(np.float64))
+    dout = np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
+    ref_dx, ref_dw, _ = backward(dout.astype(np.float64), ref_cache)
+    out, cache = forward()
+    dx, dw, _ = backward(dout, cache)
+    return {algorithm: {"forward": timed(forward, repeats),
+                        "dW": timed(lambda: backward(dout, cache, need_dx=False), repeats),
+                        "dW+dx": timed(lambda: backward(dout, cache, need_dx=True), repeats),
+                        "error": max(_rel(out, ref), _rel(dx, ref_dx), _rel(dw, ref_dw)), "picked": True}}, \
+        (ref, ref_dx, ref_dw, dout)
+
+
+def torch_layer_runs(kind, x, w, stride, padding, repeats, reference, threads):
+    """PyTorch's depthwise convolution (conv2d with groups = channels) or conv_transpose2d, timed by autograd."""
+    try:
+        import torch
+    except ImportError:
+        return {"torch": "missing"}
+    torch.set_num_threads(threads)
+    ref, _, _, dout = reference
+    layout = torch.channels_last if TORCH_LAYOUT == "channels_last" else torch.contiguous_format
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=layout)
+    gt = torch.from_numpy(dout).permute(0, 3, 1, 2).contiguous(memory_format=layout)
+    kh, kw, a, b = w.shape
+    if kind == "depthwise":  # (kh, kw, c, dm) -> (c * dm, 1, kh, kw): output channel c * dm + m
+        wt = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 3, 0, 1).reshape(a * b, 1, kh, kw)))
+        if padding == "same" and stride > 1:
+            from kernels.geometry import window_geometry
+
+            _, top, bottom = window_geometry(x.shape[1], kh, stride, "same")
+            _, left, right = window_geometry(x.shape[2], kw, stride, "same")
+            xt = torch.nn.functional.pad(xt, (left, right, top, bottom)).contiguous(memory_format=layout)
+            pad = 0
+        else:
+            pad = "same" if padding == "same" else 0
+
+        def run(inp, weight):
+            return torch.nn.functional.conv2d(inp, weight, stride=stride, padding=pad, groups=a)
+    else:  # (kh, kw, filters, cin) -> (cin, filters, kh, kw)
+        wt = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
+
+        def run(inp, weight):
+            return torch.nn.functional.conv_transpose2d(inp, weight, stride=stride)
+
+    def forward():
+        with torch.no_grad():
+            return run(xt, wt)
+
+    def grads(need_dx):
+        inp = xt.detach().requires_grad_(need_dx)
+        weight = wt.detach().requires_grad_(True)
+        run(inp, weight).backward(gt)
+
+    out = forward().permute(0, 2, 3, 1).numpy()
+    return {"torch": {"forward": timed(forward, repeats), "dW": timed(lambda: grads(False), repeats),
+                      "dW+dx": timed(lambda: grads(True), repeats),
+                      "error": _rel(out, ref) if out.shape == ref.shape else float("nan")}}
+
+
+def tf_layer_runs(kind, x, w, stride, padding, repeats, reference, threads):
+    """TensorFlow's depthwise_conv2d or conv2d_transpose, as tf.functions."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return {"tensorflow": "missing"}
+    ref, _, _, dout = reference
+    xt, wt, gt = tf.constant(x), tf.constant(w), tf.constant(dout)
+
+    if kind == "depthwise":
+        def run(inp, weight):
+            return tf.nn.depthwise_conv2d(inp, weight, strides=[1, stride, stride, 1], padding=padding.upper())
+    else:
+        shape = [x.shape[0], *ref.shape[1:3], w.shape[2]]
+
+        def run(inp, weight):
+            return tf.nn.conv2d_transpose(inp, weight, shape, strides=stride, padding=padding.upper())
+
+    @tf.function
+    def forward():
+        return run(xt, wt)
+
+    @tf.function
+    def grads():
+        with tf.GradientTape() as tape:
+            tape.watch([xt, wt])
+            out = run(xt, wt)
+        return tape.gradient(out, [xt, wt], output_gradients=gt)
+
+    @tf.function
+    def grad_w():
+        with tf.GradientTape() as tape:
+            tape.watch(wt)
+            out = run(xt, wt)
+        return tape.gradient(out, wt, output_gradients=gt)
+
+    out = forward().numpy()
+    return {"tensorflow": {"forward": timed(lambda: forward().numpy(), repeats),
+                           "dW": timed(lambda: grad_w().numpy(), repeats),
+                           "dW+dx": timed(lambda: [g.numpy() for g in grads()], repeats),
+                           "error": _rel(out, ref)}}
 
 
 # ---------------------------------------------------------------- peers
@@ -214,6 +346,7 @@ def main(argv=None):
     parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args(argv)
     import machine
+
     from kernels import parallel
 
     if args.threads:
@@ -221,18 +354,33 @@ def main(argv=None):
     rec = machine.record(peers=[p if p != "tensorflow" else "tensorflow" for p in args.peers],
                          threads=parallel.WORKERS)
     rows = []
-    for name, shape, kernel, stride, dilation, padding in LAYERS:
+    for name, shape, kernel, stride, dilation, padding, *kind in LAYERS:
+        kind = kind[0] if kind else "conv"
         if args.only and not any(word.lower() in name.lower() for word in args.only):
             continue
         for n in args.batches:
-            flop = gflop(n, shape, kernel, stride, dilation, padding)
+            flop = gflop(n, shape, kernel, stride, dilation, padding, kind)
             if flop > args.max_gflop:
                 rows.append({"layer": name, "batch": n, "gflop": flop, "left_out": True})
                 continue
             rng = np.random.default_rng(0)
             x = rng.standard_normal((n, *shape)).astype(np.float32)
-            w = (rng.standard_normal((kernel[0], kernel[1], shape[2], kernel[2])) / np.sqrt(
-                kernel[0] * kernel[1] * shape[2])).astype(np.float32)
+            w_shape = (kernel[0], kernel[1], kernel[2], shape[2]) if kind == "transpose" else (
+                kernel[0], kernel[1], shape[2], kernel[2])
+            w = (rng.standard_normal(w_shape) / np.sqrt(kernel[0] * kernel[1] * shape[2])).astype(np.float32)
+            if kind != "conv":
+                runs, reference = engine_layer_runs(kind, x, w, stride, padding, args.repeats)
+                if "torch" in args.peers:
+                    runs.update(torch_layer_runs(kind, x, w, stride, padding, args.repeats, reference,
+                                                 parallel.WORKERS))
+                if "tensorflow" in args.peers:
+                    runs.update(tf_layer_runs(kind, x, w, stride, padding, args.repeats, reference,
+                                              parallel.WORKERS))
+                rows.append({"layer": name, "kind": kind, "batch": n, "gflop": flop, "runs": runs})
+                print(f"{name}, batch {n}: " + ", ".join(
+                    f"{k} {v['forward']['median']:.2f}/{v['dW+dx']['median']:.2f} ms" for k, v in runs.items()
+                    if isinstance(v, dict)), flush=True)
+                continue
             runs, reference = engine_runs(x, w, stride, dilation, padding, args.repeats)
             if "torch" in args.peers:
                 runs.update(torch_runs(x, w, stride, dilation, padding, args.repeats, reference, parallel.WORKERS))

@@ -149,6 +149,14 @@ def _backward_into(dout, x, w, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, need_dx, 
                         row = x[img, y, xx]
                         taps = w[a, b]
                         grads = dwt[a, b]
+                        if dm == 1:  # MobileNet's case: two contiguous vector loops over the channels
+                            for ch in range(c):
+                                grads[ch, 0] += row[ch] * d[ch]
+                            if need_dx:
+                                drow = dx[img, y, xx]
+                                for ch in range(c):
+                                    drow[ch] += taps[ch, 0] * d[ch]
+                            continue
                         for ch in range(c):
                             v = row[ch]
                             g = 0.0
