@@ -61,7 +61,31 @@ def resize_forward(x, out_h, out_w, interpolation="bilinear"):
     return _apply(x, rows, cols), ResizeCache(rows, cols)
 
 
+def aspect_box(h, w, out_h, out_w):
+    """(top, left, height, width) of the largest centred region of an h x w
+    image with the aspect ratio out_h : out_w, as Keras computes it for
+    ``crop_to_aspect_ratio`` and ``smart_resize`` (integer truncation, at
+    least one pixel)."""
+    crop_h = max(min(h, int(float(w * out_h) / out_w)), 1)
+    crop_w = max(min(w, int(float(h * out_w) / out_h)), 1)
+    return int(float(h - crop_h) / 2), int(float(w - crop_w) / 2), crop_h, crop_w
 
+
+def crop_resize_forward(x, box, out_h, out_w, interpolation="bilinear"):
+    """The region ``box = (top, left, height, width)`` of each image resized
+    to (out_h, out_w) as tf.image.resize: the resize's weight matrices
+    written into the region's columns (zero elsewhere), so one pair of
+    products crops and resizes, and :func:`resize_backward` (their
+    transposes) is the gradient."""
+    top, left, crop_h, crop_w = box
+    if top < 0 or left < 0 or top + crop_h > x.shape[1] or left + crop_w > x.shape[2]:
+        raise ValueError(f"crop box {tuple(box)} is outside the {x.shape[1]} x {x.shape[2]} image")
+    weights = bilinear_weights if interpolation == "bilinear" else nearest_weights
+    rows = np.zeros((out_h, x.shape[1]), x.dtype)
+    cols = np.zeros((out_w, x.shape[2]), x.dtype)
+    rows[:, top:top + crop_h] = weights(crop_h, out_h, x.dtype)
+    cols[:, left:left + crop_w] = weights(crop_w, out_w, x.dtype)
+    return _apply(x, rows, cols), ResizeCache(rows, cols)
 
 
 def bilinear_forward(x, out_h, out_w):
