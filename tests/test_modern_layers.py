@@ -327,3 +327,36 @@ def test_random_contrast_draws_as_keras_reads_its_factor(keras):
             assert drawn.min() >= low - 1e-4 and drawn.max() <= high + 1e-4
             assert drawn.min() < low + 0.05 and drawn.max() > high - 0.05  # the whole range, both engines
     assert cnn.layers.RandomContrast(0.5).factor == list(keras.layers.RandomContrast(0.5).factor)
+
+
+def test_random_crop_windows_are_slices_at_every_offset_and_a_seed_repeats_them():
+    x = np.arange(2 * 6 * 7 * 1, dtype=np.float32).reshape(2, 6, 7, 1)
+    layer = cnn.layers.RandomCrop(4, 3, seed=5)
+    seen = set()
+    for _ in range(200):
+        out = layer(x, training=True)
+        top, left, rows, cols = layer.last_window
+        assert (rows, cols) == (4, 3) and 0 <= top <= 2 and 0 <= left <= 4
+        np.testing.assert_array_equal(out, x[:, top:top + 4, left:left + 3])  # one window for the batch
+        seen.add((top, left))
+    assert seen == {(t, l) for t in range(3) for l in range(5)}  # every offset is drawn
+    again = cnn.layers.RandomCrop(4, 3, seed=5)
+    first = cnn.layers.RandomCrop(4, 3, seed=5)(x, training=True)
+    np.testing.assert_array_equal(again(x, training=True), first)
+    cnn.set_seed(3)
+    a = [cnn.layers.RandomCrop(4, 3)(x, training=True) for _ in range(3)]
+    cnn.set_seed(3)
+    b = [cnn.layers.RandomCrop(4, 3)(x, training=True) for _ in range(3)]
+    for one, two in zip(a, b):
+        np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("shape,crop", [((9, 6, 2), (4, 4)), ((5, 8, 1), (6, 3)), ((3, 3, 2), (5, 7))])
+def test_random_crop_at_inference_is_kerass_aspect_preserving_resize(keras, shape, crop):
+    # what keras.layers.RandomCrop documents (smart_resize) and Keras 3.15 does not do (#21868)
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
+    layer = cnn.layers.RandomCrop(*crop, seed=1)
+    out = layer(x)
+    theirs = keras.layers.Resizing(*crop, crop_to_aspect_ratio=True)(x)
+    np.testing.assert_allclose(out, np.asarray(theirs), atol=2e-6)
+    np.testing.assert_array_equal(layer(x), out)  # nothing drawn

@@ -174,7 +174,10 @@ def test_saved_and_loaded_both_ways(keras, tmp_path, cls, example):
         return
     # the engine's .keras file in Keras, and a file Keras writes back into the engine
     theirs = keras.saving.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(theirs.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5 * example.reduction)
+    if getattr(cls, "keras_inference_differs", None):  # a Keras bug the engine names and does not copy
+        np.testing.assert_array_equal(theirs.predict(x, verbose=0), x)  # fails once Keras fixes it: look again
+    else:
+        np.testing.assert_allclose(theirs.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5 * example.reduction)
     theirs.save(tmp_path / "keras-written.keras")
     back = cnn.models.load_model(tmp_path / "keras-written.keras")
     if "impl" in example.config:
