@@ -69,6 +69,8 @@ class Conv2D(KernelBiasLayer):
                                                   "impl": "winograd"}, (6, 6, 3), reduction=9),
         Example("1x1 stride 2, 2 groups (ResNeXt)", {"filters": 4, "kernel_size": 1, "strides": 2, "groups": 2},
                 (6, 5, 6), reduction=3),
+        Example("3x3 2 groups, no bias", {"filters": 4, "kernel_size": 3, "groups": 2, "use_bias": False},
+                (5, 6, 4), reduction=18),
     )
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
@@ -171,7 +173,7 @@ class Conv2D(KernelBiasLayer):
                                      self.needs_input_gradient) for g, cache in enumerate(self._cache)]
             dx = np.concatenate([d for d, _, _ in grads], axis=-1) if self.needs_input_gradient else None
             self.grads["kernel"] = np.concatenate([k for _, k, _ in grads], axis=-1)
-            db = np.concatenate([b for _, _, b in grads])
+            db = np.concatenate([b for _, _, b in grads]) if self.use_bias else None
         if self.use_bias:
             self.grads["bias"] = db
         return dx
