@@ -13,6 +13,11 @@ code is written (each with its compile settings):
   a 1x1 projection shortcut where a stage changes shape; ``resnet8`` is its
   one-block-a-stage form for 28x28 digits.
 
+Each takes ``augmentation=``: layers applied first, right after the input
+(as Keras tutorials put ``data_augmentation`` in the model), so they act in
+``fit`` only; :func:`digit_augmentation` is what ``cnn train --augment``
+uses.
+
 ``lenet5``, ``small_vgg`` and ``resnet`` are written against the Keras API
 itself: ``lenet5(api=keras)`` builds the same model in Keras (what the
 comparisons in ``benchmarks/`` do), with the same layer names.
@@ -26,11 +31,28 @@ def _api(api):
     return sys.modules[__package__] if api is None else api
 
 
-def lenet5(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None):
+def digit_augmentation(api=None):
+    """Augmentation for handwritten digits (no flips: a mirrored 7 is no 7):
+    rotations up to 0.05 of a turn (18 degrees) either way, shifts up to 10%
+    of the height and of the width, zooms up to 10% in or out, the cells from
+    outside the image filled with 0, the digits' background. Active in
+    training only; each layer draws from the seeded generators."""
+    layers = _api(api).layers
+    return [layers.RandomRotation(0.05, fill_mode="constant"),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+            layers.RandomZoom(0.1, fill_mode="constant")]
+
+
+def _start(api, input_shape, augmentation):
+    """A Sequential model's first entries: the input, then the augmentation layers."""
+    return [api.Input(shape=input_shape), *augmentation]
+
+
+def lenet5(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None, augmentation=()):
     api = _api(api)
     layers = api.layers
     model = api.Sequential([
-        api.Input(shape=input_shape),
+        *_start(api, input_shape, augmentation),
         layers.Conv2D(6, kernel_size=5, activation="tanh", padding="same"),
         layers.AveragePooling2D(pool_size=2, strides=2),
         layers.Conv2D(16, kernel_size=5, activation="tanh"),
@@ -44,7 +66,7 @@ def lenet5(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None):
     return model
 
 
-def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16, api=None):
+def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16, api=None, augmentation=()):
     api = _api(api)
     layers = api.layers
 
@@ -53,7 +75,7 @@ def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16, a
                 layers.ReLU()]
 
     model = api.Sequential([
-        api.Input(shape=input_shape),
+        *_start(api, input_shape, augmentation),
         *block(width), *block(width), layers.MaxPooling2D(),
         *block(2 * width), *block(2 * width), layers.MaxPooling2D(),
         layers.GlobalAveragePooling2D(),
@@ -64,7 +86,7 @@ def small_vgg(input_shape=(28, 28, 1), classes=10, optimizer="adam", width=16, a
     return model
 
 
-def resnet(input_shape=(32, 32, 3), classes=10, depth=20, optimizer="adam", api=None):
+def resnet(input_shape=(32, 32, 3), classes=10, depth=20, optimizer="adam", api=None, augmentation=()):
     """ResNet for small images (He et al. 2016, section 4.2), depth 6n + 2."""
     api = _api(api)
     layers = api.layers
@@ -78,8 +100,10 @@ def resnet(input_shape=(32, 32, 3), classes=10, depth=20, optimizer="adam", api=
         x = layers.BatchNormalization(name=f"{name}_bn")(x)
         return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
-    inputs = api.Input(shape=input_shape)
-    x = conv_bn(inputs, 16, 1, "stem")
+    inputs = x = api.Input(shape=input_shape)
+    for layer in augmentation:
+        x = layer(x)
+    x = conv_bn(x, 16, 1, "stem")
     for stage, filters in enumerate((16, 32, 64)):
         for block in range(blocks):
             name = f"stage{stage + 1}_block{block + 1}"
@@ -99,16 +123,17 @@ def resnet(input_shape=(32, 32, 3), classes=10, depth=20, optimizer="adam", api=
     return model
 
 
-def resnet8(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None):
+def resnet8(input_shape=(28, 28, 1), classes=10, optimizer="adam", api=None, augmentation=()):
     """The one-block-a-stage ResNet (depth 8) for 28x28 digits."""
-    return resnet(input_shape, classes, depth=8, optimizer=optimizer, api=api)
+    return resnet(input_shape, classes, depth=8, optimizer=optimizer, api=api, augmentation=augmentation)
 
 
-def small(input_shape=(28, 28, 1), classes=10, optimizer="adadelta"):
+def small(input_shape=(28, 28, 1), classes=10, optimizer="adadelta", augmentation=()):
     from . import layers
 
     model = Sequential([
-        layers.Conv2D(8, 3, padding="same", activation="relu", input_shape=input_shape),
+        *_start(_api(None), input_shape, augmentation),
+        layers.Conv2D(8, 3, padding="same", activation="relu"),
         layers.MaxPooling2D(2),
         layers.Dropout(0.25),
         layers.Flatten(),
@@ -119,12 +144,12 @@ def small(input_shape=(28, 28, 1), classes=10, optimizer="adadelta"):
     return model
 
 
-def chapter(input_shape=(28, 28, 1), classes=10, optimizer="adadelta"):
+def chapter(input_shape=(28, 28, 1), classes=10, optimizer="adadelta", augmentation=()):
     from .chapter import build_model
 
     if tuple(input_shape) != (28, 28, 1) or classes != 10:
         raise ValueError("the chapter's model is for 28x28 grayscale images and 10 classes")
-    return build_model(optimizer)
+    return build_model(optimizer, augmentation)
 
 
 ARCHITECTURES = {"chapter": chapter, "lenet5": lenet5, "small_vgg": small_vgg, "small": small, "resnet": resnet8}

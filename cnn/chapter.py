@@ -2,7 +2,7 @@
 import numpy as np
 
 from .callbacks import Callback
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from .layers import Conv2D, Dense, Dropout, Flatten, Input, MaxPooling2D
 from .model import Sequential
 
 # The chapter's list lacks a comma between "six" and "seven"; this one does not.
@@ -14,15 +14,20 @@ def class_name(k):
     return LABELS[k] if 0 <= k < len(LABELS) else f"class {k}"
 
 
-def build_model(optimizer="adadelta"):
+def build_model(optimizer="adadelta", augmentation=()):
     """The chapter's 784-32-64-100-10 CNN, compiled as the chapter compiles it.
 
     'adadelta' means learning rate 1.0, rho 0.95, epsilon 1e-7, as in the
-    chapter's Keras.
+    chapter's Keras. ``augmentation``: layers put before the first
+    convolution (none in the chapter).
     """
     model = Sequential()
+    if augmentation:
+        model.add(Input((28, 28, 1)))
+        for layer in augmentation:
+            model.add(layer)
     model.add(Conv2D(32, (3, 3), strides=(1, 1), padding="same", activation="relu",
-                     kernel_initializer="glorot_uniform", input_shape=(28, 28, 1)))
+                     kernel_initializer="glorot_uniform", **({} if augmentation else {"input_shape": (28, 28, 1)})))
     model.add(Conv2D(64, (3, 3), strides=(1, 1), padding="same", activation="relu",
                      kernel_initializer="glorot_uniform"))
     model.add(MaxPooling2D(pool_size=(2, 2)))

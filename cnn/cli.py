@@ -37,11 +37,20 @@ class CommandError(CNNError):
 
 
 # ---------------------------------------------------------------- helpers
-def _architecture(name, optimizer, input_shape=(28, 28, 1)):
-    from .architectures import ARCHITECTURES
+def _architecture(name, optimizer, input_shape=(28, 28, 1), augment=False):
+    from .architectures import ARCHITECTURES, digit_augmentation
 
-    build = ARCHITECTURES[name]
-    return build(input_shape=input_shape) if optimizer is None else build(input_shape=input_shape, optimizer=optimizer)
+    options = {"input_shape": input_shape, "augmentation": digit_augmentation() if augment else ()}
+    if optimizer is not None:
+        options["optimizer"] = optimizer
+    return ARCHITECTURES[name](**options)
+
+
+def _augmentation_text(layer):
+    """RandomZoom(height_factor=0.1, width_factor=None, fill_mode='constant'): the arguments that say what it draws."""
+    config = layer.get_config()
+    shown = [key for key in ("factor", "height_factor", "width_factor", "fill_mode") if key in config]
+    return f"{type(layer).__name__}(" + ", ".join(f"{key}={config[key]!r}" for key in shown) + ")"
 
 
 def _targets(model, labels):
@@ -145,12 +154,15 @@ def cmd_train(args):
     # the training split only: validation is held out of it (Keras's validation_split), and the
     # test split is left for `cnn evaluate`, so that it says something about unseen digits
     x, labels = load_mnist_split(args.data, "train", args.n_train, "--n-train")
-    model = _architecture(args.arch, args.optimizer, x.shape[1:])
+    model = _architecture(args.arch, args.optimizer, x.shape[1:], args.augment)
     y = _targets(model, labels)
     held = len(x) - int(np.floor(len(x) * (1 - args.validation_split)))
     print(f"training the {args.arch} model ({model.count_params():,} parameters) on {len(x) - held:,} images "
           f"(the last {held:,} held out for validation), {args.epochs} epochs, batch {args.batch_size}, "
           f"{type(model.optimizer).__name__}, seed {args.seed}")
+    if args.augment:
+        print("augmented in training only: " + ", ".join(_augmentation_text(layer) for layer in model.layers
+                                                         if type(layer).__name__.startswith("Random")))
     from .callbacks import ProgressBar
 
     # --progress yes draws the bar even into a pipe (fit's own verbose=1 draws it on a terminal only)
@@ -216,6 +228,8 @@ def cmd_predict(args):
 
 
 def cmd_show(args):
+    if args.augment is not None:
+        return _show_augmented(args)
     images_path = find_mnist_file(args.data, args.split, "images")
     labels_path = find_mnist_file(args.data, args.split, "labels")
     images = read_idx_images(images_path, args.index + 1)
@@ -234,6 +248,41 @@ def cmd_show(args):
         write_png(args.out, 255 - image, scale=8,  # gray_r, as in the chapter: dark ink on white
                   caption=f"{args.split} record {args.index}: {_name(label)} ({label})\n{rows}x{cols} pixels, dark = ink")
         print(f"picture written to {args.out}")
+
+
+def _show_augmented(args):
+    """cnn show --augment N: records INDEX.. before and after cnn train --augment's layers, in training mode."""
+    from .architectures import digit_augmentation
+    from .data import load_mnist_split
+
+    if not args.out:
+        raise CommandError("--augment draws a picture: give --out FILE.png")
+    if not 1 <= args.augment <= 32:
+        raise CommandError(f"--augment {args.augment}: draw between 1 and 32 images")
+    x, labels = load_mnist_split(args.data, args.split, args.index + args.augment)
+    x, labels = x[args.index:], labels[args.index:]
+    if not len(x):
+        raise CommandError(f"the {args.split} split has no record {args.index}")
+    set_seed(args.seed)
+    layers = digit_augmentation()
+    out = x
+    for layer in layers:
+        out = layer(out, training=True)
+    text = ", ".join(_augmentation_text(layer) for layer in layers)
+    print(f"{args.split} records {args.index} to {args.index + len(x) - 1}, augmented with seed {args.seed}: {text}")
+    print(f"mean absolute change per pixel: {float(np.abs(out - x).mean()):.4f} (pixels from 0 to 1)")
+    plot_augmented(x, out, [int(label) for label in labels], args.out,
+                   "\n".join(_augmentation_text(layer) for layer in layers))
+    print(f"picture written to {args.out}")
+
+
+def plot_augmented(before, after, labels, path, text):
+    from . import plots
+
+    try:
+        plots.augmented(before, after, labels, path, text)
+    except plots.PlotError as err:
+        raise CommandError(str(err)) from None
 
 
 def cmd_explain_conv(args):
@@ -467,6 +516,10 @@ def build_parser():
                         "(Keras 3 loads it) (default model.npz)")
     p.add_argument("--progress", choices=["auto", "yes", "no"], default="auto",
                    help="a progress bar over each epoch's batches (auto: when stderr is a terminal)")
+    p.add_argument("--augment", action="store_true",
+                   help="random rotations (up to 18 degrees), shifts and zooms (up to 10%%) of each training batch, "
+                        "as layers at the model's start that act in training only "
+                        "(cnn.architectures.digit_augmentation; cnn show --augment draws them)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("evaluate", help="loss, accuracy, per-class accuracy and confusion matrix")
@@ -493,6 +546,10 @@ def build_parser():
     p.add_argument("--split", choices=["train", "test"], default="train", help="which file (default train)")
     p.add_argument("--index", type=int, default=0, help="record number (default 0, the chapter's '5')")
     p.add_argument("--out", help="also write the picture to this PNG file")
+    p.add_argument("--augment", type=int, metavar="N", default=None,
+                   help="draw records INDEX to INDEX+N-1 before and after the augmentation of cnn train --augment "
+                        "(needs --out)")
+    p.add_argument("--seed", type=int, default=2, help="the draws of --augment (default 2, cnn train's)")
     p.set_defaults(run=cmd_show)
 
     p = sub.add_parser("explain-conv", help="a small convolution number by number: cell by cell, as im2col times "

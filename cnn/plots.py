@@ -92,7 +92,8 @@ def feature_maps(model, x, label, path, channels=8):
     maps = []
     calls = model.trace(x)  # every layer's output, a chain or a graph
     for layer, _, act in calls:
-        if act.ndim == 4 and not isinstance(layer, Dropout):  # dropout is the identity at inference
+        # dropout and augmentation are the identity at inference
+        if act.ndim == 4 and not isinstance(layer, Dropout) and not type(layer).__name__.startswith("Random"):
             maps.append((layer, act[0]))
     probs = calls[-1][2][0]
     predicted = int(np.argmax(probs))
@@ -119,6 +120,31 @@ def feature_maps(model, x, label, path, channels=8):
         fig.colorbar(image, ax=axes[r, :], fraction=0.02, pad=0.01).set_label("activation", fontsize=7)
     fig.suptitle(f"Feature maps of a test image through {model.name} (first {channels} channels of each layer; "
                  "one colour scale per layer)", fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def augmented(before, after, labels, path, description):
+    """A batch before (top row) and after (bottom row) augmentation;
+    ``description`` says how, a line per layer."""
+    plt = pyplot()
+    n = len(before)
+    lines = description.count("\n") + 2
+    height = 3.0 + 0.18 * lines  # inches: two rows of digits and the title's lines
+    fig, axes = plt.subplots(2, n, figsize=(max(n * 1.3 + 0.4, 7.5), height), squeeze=False)
+    for k in range(n):
+        for row, images in enumerate((before, after)):
+            ax = axes[row, k]
+            ax.imshow(images[k, :, :, 0], cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, k].set_title(f"{labels[k]} ({_name(labels[k])})", fontsize=7)
+    axes[0, 0].set_ylabel("as read", fontsize=8)
+    axes[1, 0].set_ylabel("augmented", fontsize=8)
+    fig.suptitle(f"A training batch before and after augmentation (what fit sees in one epoch)\n{description}",
+                 fontsize=8)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.02, top=1 - (0.18 * lines + 0.35) / height, hspace=0.25,
+                        wspace=0.08)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -5,7 +5,7 @@
 Trains the chapter's model as `cnn train` does (seed 2, 1,000 images, 50
 epochs; ``--quick``: the small model for 2 epochs, for the tests), then runs
 the commands whose pictures the docs show: `cnn show` (the chapter's Figure
-5-2), `cnn visualize` (filters, feature maps, confusion matrix, training
+5-2, and a batch before and after `cnn train --augment`'s augmentation), `cnn visualize` (filters, feature maps, confusion matrix, training
 curves), `cnn predict --show-input` on a drawing that is not MNIST (with the
 drawing beside what the model saw), and the chapter program's made-up digit.
 """
@@ -114,6 +114,7 @@ def main(argv=None):
         cnn("train", *arch, "--out", model, "--progress", "no")
         cnn("visualize", model, "--out", args.out, "--index", "0")
         cnn("show", "--out", args.out / "first_training_image.png")
+        cnn("show", "--augment", 8, "--out", args.out / "augmented.png")
         drawings = make(work / "drawings")
         seven = next(path for path, digit in drawings if digit == 7)
         said = cnn("predict", model, seven, "--show-input", args.out / "drawing_seen_by_the_model.png")

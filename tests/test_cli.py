@@ -238,3 +238,45 @@ def test_in_a_terminal_each_epoch_line_starts_on_its_own(tmp_path):
     lines = [line.rsplit("\r", 1)[-1] for line in screen.replace("\r\n", "\n").split("\n")]  # what the eye sees
     assert sum(line.startswith("Epoch ") and " - loss: " in line for line in lines) == 3, screen
     assert not any("batch/s" in line and " - loss: " in line for line in lines), screen
+
+
+def test_train_augment_puts_the_augmentation_at_the_models_start_and_repeats_with_the_seed(tmp_path):
+    import cnn as engine
+
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.npz"
+        result = cnn("train", "--arch", "small", "--epochs", "2", "--n-train", "200", "--augment", "--out", out,
+                     "--progress", "no")
+        assert result.returncode == 0, result.stderr
+        runs.append((out, result.stdout))
+    assert ("augmented in training only: RandomRotation(factor=[-0.05, 0.05], fill_mode='constant'), RandomTranslation("
+            "height_factor=0.1, width_factor=0.1, fill_mode='constant'), RandomZoom(height_factor=0.1, "
+            "width_factor=None, fill_mode='constant')") in runs[0][1]
+    histories = [json.loads(out.with_suffix(".history.json").read_text()) for out, _ in runs]
+    assert histories[0] == histories[1]  # the same augmented batches from the same seed
+    plain = cnn("train", "--arch", "small", "--epochs", "2", "--n-train", "200", "--out", tmp_path / "p.npz",
+                "--progress", "no")
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads((tmp_path / "p.history.json").read_text())["loss"] != histories[0]["loss"]
+    model = engine.load_model(runs[0][0])
+    assert [type(layer).__name__ for layer in model.layers[:3]] == ["RandomRotation", "RandomTranslation",
+                                                                    "RandomZoom"]
+    x = engine.datasets.mnist.load_data()[1][0][:5, :, :, None].astype(np.float32) / 255
+    for layer in model.layers[:3]:
+        np.testing.assert_array_equal(layer(x), x)  # predict and evaluate see the images unchanged
+
+
+def test_show_augment_draws_a_batch_before_and_after(tmp_path):
+    said = []
+    for seed in (2, 2, 3):
+        result = cnn("show", "--augment", "4", "--seed", seed, "--out", tmp_path / f"{seed}.png")
+        assert result.returncode == 0, result.stderr
+        said.append(result.stdout)
+    assert said[0].startswith("train records 0 to 3, augmented with seed 2: RandomRotation(factor=[-0.05, 0.05]")
+    change = [float(re.search(r"mean absolute change per pixel: (\d\.\d{4})", s).group(1)) for s in said]
+    assert change[0] == change[1] != change[2] and 0.01 < change[0] < 0.5
+    picture = read_png(tmp_path / "2.png").astype(float)
+    assert picture.shape[1] > 300 and picture.std() > 10
+    refused = cnn("show", "--augment", "4")
+    assert refused.returncode != 0 and "give --out FILE.png" in refused.stderr
