@@ -11,7 +11,8 @@ it and from which file under benchmarks/results/::
     <!-- end generated -->
 
 Kinds: ``run`` (benchmarks/run.py: the engine against Keras and PyTorch),
-``conv`` (benchmarks/conv_layers.py: each layer shape), ``profile``
+``conv`` (benchmarks/conv_layers.py: each convolution shape), ``layers`` (its
+depthwise and transposed rows), ``profile``
 (benchmarks/profile_step.py: a training step's parts), ``accuracy``
 (benchmarks/accuracy_parity.py) and ``lenet5`` (benchmarks/lenet5_accuracy.py).
 ``tests/test_docs.py``
@@ -116,7 +117,8 @@ def conv_table(doc):
         return f"**{text}**" if bold else text
 
     behind = 0
-    for row in doc["rows"]:
+    plain = [row for row in doc["rows"] if row.get("kind", "conv") == "conv"]
+    for row in plain:
         if row.get("left_out"):
             continue
         runs = row["runs"]
@@ -134,9 +136,41 @@ def conv_table(doc):
         cells = [pair(runs.get(name), bool(isinstance(runs.get(name), dict) and runs[name].get("picked")))
                  for name in ("engine im2col", "engine winograd", "torch", "tensorflow")]
         lines.append(f"| {row['layer']}, {row['batch']} | " + " | ".join(cells) + f" | {versus} |")
-    rows = sum(not r.get("left_out") for r in doc["rows"])
+    rows = sum(not r.get("left_out") for r in plain)
     lines += ["", f"Medians in ms; ratios above 1 mean the engine's picked algorithm is faster than the faster "
               f"peer. {behind} of {rows} rows have the engine behind the faster peer in one of the two.",
+              "", f"`{doc['command']}`, {doc['date']}:", "", "```", _machine().describe(doc["machine"]), "```"]
+    return "\n".join(lines)
+
+
+def layers_table(doc):
+    """benchmarks/conv_layers.py's depthwise and transposed rows: the layer's
+    kernels (one algorithm each, named) against PyTorch and TensorFlow."""
+    rows = [row for row in doc["rows"] if row.get("kind", "conv") != "conv" and not row.get("left_out")]
+    lines = ["| layer, batch | engine (algorithm) fwd / dW+dx | PyTorch fwd / dW+dx | TensorFlow fwd / dW+dx "
+             "| engine vs the faster peer, fwd / fwd+dW+dx |", "| --- | --- | --- | --- | --- |"]
+    behind = 0
+    for row in rows:
+        runs = row["runs"]
+        name, ours = next((k, r) for k, r in runs.items() if k.startswith("engine") and isinstance(r, dict))
+        peers = [r for k, r in runs.items() if k in ("torch", "tensorflow") and isinstance(r, dict)]
+        cells = []
+        for r in (runs.get("torch"), runs.get("tensorflow")):
+            cells.append(f"{r['forward']['median']:.2f} / {r['dW+dx']['median']:.2f}" if isinstance(r, dict)
+                         else "-" if r is None else str(r))
+        if peers:
+            fwd = min(p["forward"]["median"] for p in peers) / ours["forward"]["median"]
+            both = min(p["forward"]["median"] + p["dW+dx"]["median"] for p in peers) / (
+                ours["forward"]["median"] + ours["dW+dx"]["median"])
+            behind += fwd < 1 or both < 1
+            versus = f"{fwd:.2f}x / {both:.2f}x"
+        else:
+            versus = "-"
+        algorithm = name.removeprefix("engine ")
+        lines.append(f"| {row['layer']}, {row['batch']} | {ours['forward']['median']:.2f} / "
+                     f"{ours['dW+dx']['median']:.2f} ({algorithm}) | " + " | ".join(cells) + f" | {versus} |")
+    lines += ["", f"Medians in ms; ratios above 1 mean the engine is faster than the faster peer. {behind} of "
+              f"{len(rows)} rows have the engine behind the faster peer in one of the two.",
               "", f"`{doc['command']}`, {doc['date']}:", "", "```", _machine().describe(doc["machine"]), "```"]
     return "\n".join(lines)
 
@@ -187,7 +221,7 @@ def lenet5_table(doc):
     return "\n".join(lines)
 
 
-MAKERS = {"run": run_table, "conv": conv_table, "profile": profile_table, "accuracy": accuracy_table,
+MAKERS = {"run": run_table, "conv": conv_table, "layers": layers_table, "profile": profile_table, "accuracy": accuracy_table,
           "lenet5": lenet5_table}
 
 

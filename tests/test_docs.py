@@ -71,7 +71,7 @@ def test_the_speed_tables_are_what_the_result_files_say():
 
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"<!-- generated: (\w+) ([\w./-]+) -->", readme)
-    assert {kind for kind, _ in blocks} == {"run", "conv", "profile", "accuracy", "lenet5"}, blocks
+    assert {kind for kind, _ in blocks} == {"run", "conv", "layers", "profile", "accuracy", "lenet5"}, blocks
     for _, path in blocks:
         assert (ROOT / path).is_file() and path.startswith("benchmarks/results/"), path
     done = subprocess.run([sys.executable, "scripts/speed_tables.py", "--check"], cwd=ROOT, capture_output=True,
