@@ -295,7 +295,26 @@ def cmd_explain_conv(args):
         dout = None
         if args.dout is not None:
             dout = explain.parse_channels(args.dout, "--dout")
-        return explain.explain(image, filters, args.stride, args.dilation, args.padding, args.backward, dout)
+        modes = [name for name, on in (("--transpose", args.transpose), ("--depthwise", args.depthwise),
+                                       ("--groups", args.groups is not None)) if on]
+        if len(modes) > 1:
+            raise CommandError(f"{' and '.join(modes)}: give one of them")
+        if args.pointwise is not None and not args.depthwise:
+            raise CommandError("--pointwise is the second step of --depthwise (SeparableConv2D): add --depthwise")
+        if args.backward and (args.depthwise or args.groups is not None):
+            raise CommandError(f"--backward works out a plain or a --transpose convolution, not {modes[0]}")
+        if args.transpose:
+            if args.dilation != 1:
+                raise CommandError("--transpose: --dilation is not worked out for a transposed convolution")
+            return explain.explain_transpose(image, filters, args.stride, args.padding or "valid", args.backward,
+                                             dout)
+        padding = args.padding or "1"
+        if args.depthwise:
+            pointwise = None if args.pointwise is None else explain.parse_matrix(args.pointwise, "--pointwise")
+            return explain.explain_depthwise(image, filters, args.stride, args.dilation, padding, pointwise)
+        if args.groups is not None:
+            return explain.explain_groups(image, filters, args.groups, args.stride, args.dilation, padding)
+        return explain.explain(image, filters, args.stride, args.dilation, padding, args.backward, dout)
     except explain.ExplainError as err:
         raise CommandError(str(err)) from None
 
@@ -561,11 +580,24 @@ def build_parser():
                         "(default: one 3x3 vertical-edge filter)")
     p.add_argument("--stride", type=_explain_size, default=1, help="step between windows (default 1)")
     p.add_argument("--dilation", type=_explain_size, default=1, help="spacing of the filter's taps (default 1)")
-    p.add_argument("--padding", type=_explain_padding, default="1",
-                   help="zeros on every side (a number), or 'same' or 'valid' (default 1)")
+    p.add_argument("--padding", type=_explain_padding, default=None,
+                   help="zeros on every side (a number), or 'same' or 'valid' (default 1; with --transpose "
+                        "'valid' or 'same', default 'valid')")
     p.add_argument("--backward", action="store_true",
                    help="also work out dL/dW and dL/dx from dL/dout (all ones unless --dout)")
     p.add_argument("--dout", default=None, help="dL/dout for --backward: rows by ';', filters by '|'")
+    p.add_argument("--transpose", action="store_true",
+                   help="a transposed convolution (Conv2DTranspose): each input value scattered through the "
+                        "filters, the adjoint of the convolution")
+    p.add_argument("--depthwise", action="store_true",
+                   help="a depthwise convolution (DepthwiseConv2D): one single-channel filter per input channel "
+                        "(or several: a depth multiplier), the channels never added")
+    p.add_argument("--pointwise", default=None,
+                   help="with --depthwise: the 1x1 mix that follows (SeparableConv2D), a matrix with a row per "
+                        "depthwise channel and a column per output channel")
+    p.add_argument("--groups", type=_explain_size, default=None,
+                   help="a grouped convolution (Conv2D(groups=)): the channels in G contiguous groups, each filter "
+                        "reading its own group's")
     p.set_defaults(run=cmd_explain_conv)
 
     p = sub.add_parser("visualize", help="PNGs of filters, feature maps, training curves and confusion")
