@@ -20,11 +20,12 @@ The pieces, each in its own module:
 * :mod:`cnn.missing`      the Keras names the engine lacks, each refused with what to use instead
 * :mod:`cnn.io`           model files, atomic writes, PNG; :mod:`cnn.keras_io` Keras 3 files
 * :mod:`cnn.gradcheck`    finite-difference gradient checks
+* :mod:`cnn.onnx`         ONNX export (``model.save("m.onnx")``), for ONNX Runtime
 * :mod:`cnn.backend`      ``floatx`` / ``set_floatx``
 * :mod:`kernels`          the compute kernels (numba) and their NumPy twins
 """
 from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics, models,
-               optimizers, regularizers, saving, utils)
+               onnx, optimizers, regularizers, saving, utils)
 from .backend import floatx, set_floatx
 from .callbacks import (Callback, EarlyStopping, History, LambdaCallback, LearningRateScheduler, ModelCheckpoint,
                         ModelSaver, ReduceLROnPlateau)

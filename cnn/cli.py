@@ -8,6 +8,7 @@
     cnn visualize MODEL            filters, feature maps, curves, confusion (PNG)
     cnn explore [MODEL]            a page in the browser: draw, watch every layer, click a cell, train
     cnn gradcheck                  finite-difference check of every layer
+    cnn export MODEL OUT.onnx      the model as ONNX, for ONNX Runtime
 
 Every command has ``--help``. Errors are one line on stderr and exit code 1
 (2 for bad arguments).
@@ -461,6 +462,25 @@ def gradcheck_losses():
     ]
 
 
+def cmd_export(args):
+    out = Path(args.out)
+    if out.suffix != ".onnx":
+        raise CommandError(f"{args.out}: give an .onnx file name (the model's own formats: cnn train --out)")
+    out = _check_out_path(args.out)
+    model = load_model(args.model)
+    from .onnx import export
+
+    proto = export(model, out)
+    for tensor in proto.graph.input:
+        dims = ", ".join(d.dim_param or str(d.dim_value) for d in tensor.type.tensor_type.shape.dim)
+        print(f"input {tensor.name!r} ({dims}), NHWC float32")
+    for tensor in proto.graph.output:
+        dims = ", ".join(d.dim_param or str(d.dim_value) for d in tensor.type.tensor_type.shape.dim)
+        print(f"output {tensor.name!r} ({dims})")
+    print(f"{len(proto.graph.node)} ONNX nodes (opset {proto.opset_import[0].version}), inference only "
+          f"(dropout and augmentation off, BatchNorm's moving statistics), written to {out}")
+
+
 def cmd_gradcheck(args):
     from .gradcheck import check_gradients, check_layer
     from .testing import example_input
@@ -620,6 +640,11 @@ def build_parser():
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.add_argument("--cache", default=None, help="where the default model is kept (default ~/.cache/cnn-from-scratch)")
     p.set_defaults(run=cmd_explore)
+
+    p = sub.add_parser("export", help="write a model as ONNX, for ONNX Runtime and the tools that read it")
+    p.add_argument("model", help="a model file (.npz or .keras)")
+    p.add_argument("out", help="the .onnx file to write")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("gradcheck", help="central-difference check of every layer, as a table")
     p.add_argument("--seed", type=int, default=0, help="for the random inputs and upstream gradients (default 0)")

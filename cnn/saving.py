@@ -19,9 +19,14 @@ from .limits import open_regular
 
 def save_model(model, path):
     """Save ``model`` in the format its name asks for: ``.keras`` a Keras 3 file,
-    anything else the engine's ``.npz`` (weights alone: ``model.save_weights``)."""
+    ``.onnx`` an ONNX graph for inference (:mod:`cnn.onnx`), anything else the
+    engine's ``.npz`` (weights alone: ``model.save_weights``)."""
     if Path(path).suffix == ".keras":
         save_keras(model, path)
+    elif Path(path).suffix == ".onnx":
+        from .onnx import export
+
+        export(model, path)
     elif str(path).endswith(".h5"):
         raise InputError(f"{path}: the legacy HDF5 model format is not written; use a .keras or .npz name "
                          "(weights alone: model.save_weights('name.weights.h5'))")

@@ -14,7 +14,7 @@ from cnn.images import read_gray as read_png, write_png
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_IMAGES = ROOT / "data" / "t10k-images-idx3-ubyte.gz"
-COMMANDS = ["train", "evaluate", "predict", "show", "explain-conv", "visualize", "explore", "gradcheck"]
+COMMANDS = ["train", "evaluate", "predict", "show", "explain-conv", "visualize", "explore", "gradcheck", "export"]
 
 
 def cnn(*args, cwd=None, timeout=600):
