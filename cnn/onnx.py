@@ -1,6 +1,10 @@
-"""ONNX export: a model of this engine as an ONNX graph that ONNX Runtime runs.
+"""ONNX both ways: a model of this engine as an ONNX graph that ONNX Runtime
+runs, and an ONNX graph of a small CNN (PyTorch's export) as an engine model.
 
     cnn.onnx.export(model, "m.onnx")      # or model.save("m.onnx"), or: cnn export m.npz m.onnx
+    model = cnn.onnx.load("m.onnx")       # or cnn.load_model("m.onnx"): see cnn.onnx_import
+
+Export:
 
 What is written:
 
@@ -171,17 +175,17 @@ def _separable(g, layer, xs, base):
     return _activation(g, _activation_of(layer), g.nhwc(y, base), base)
 
 
-def _conv_transpose(g, layer, xs, base):
+def transpose_pads(h, w, kernel_shape, strides, padding, output_padding=None, dilation=(1, 1)):
+    """ONNX ConvTranspose's (pads, output_padding) for the engine's (Keras's)
+    Conv2DTranspose over (h, w) inputs with a (kh, kw, ...) kernel: the rows
+    and columns the scattered windows cover, less the output's size."""
     from kernels.transpose import transpose_geometry
 
-    w = _weights(layer)
-    h, wd, cin = layer.input_shape
-    geo = transpose_geometry((1, h, wd, cin), w["kernel"].shape, tuple(layer.strides), layer.padding,
-                             None if layer.output_padding is None else tuple(layer.output_padding),
-                             tuple(layer.dilation_rate))
+    geo = transpose_geometry((1, h, w, 1), kernel_shape, tuple(strides), padding,
+                             None if output_padding is None else tuple(output_padding), tuple(dilation))
     pads_before, pads_after, extra = [], [], []
     for size, out, k, s, d, top in ((h, geo.out_h, geo.kh, geo.sh, geo.dh, geo.pad_top),
-                                    (wd, geo.out_w, geo.kw, geo.sw, geo.dw, geo.pad_left)):
+                                    (w, geo.out_w, geo.kw, geo.sw, geo.dw, geo.pad_left)):
         full = (size - 1) * s + (k - 1) * d + 1  # what the scattered windows cover
         if out <= full:
             pads_before.append(top)
@@ -191,11 +195,20 @@ def _conv_transpose(g, layer, xs, base):
             pads_before.append(0)
             pads_after.append(0)
             extra.append(out - full)
+    return pads_before + pads_after, extra
+
+
+def _conv_transpose(g, layer, xs, base):
+    w = _weights(layer)
+    h, wd, _ = layer.input_shape
+    kh, kw = w["kernel"].shape[:2]
+    pads, extra = transpose_pads(h, wd, w["kernel"].shape, layer.strides, layer.padding, layer.output_padding,
+                                 layer.dilation_rate)
     inputs = [g.nchw(xs[0], base), g.const(f"{base}/kernel", w["kernel"].transpose(3, 2, 0, 1))]
     if layer.use_bias:
         inputs.append(g.const(f"{base}/bias", w["bias"]))
-    y = g.op("ConvTranspose", inputs, base, kernel_shape=[geo.kh, geo.kw], strides=[geo.sh, geo.sw],
-             dilations=[geo.dh, geo.dw], pads=pads_before + pads_after, output_padding=extra)
+    y = g.op("ConvTranspose", inputs, base, kernel_shape=[kh, kw], strides=list(layer.strides),
+             dilations=list(layer.dilation_rate), pads=pads, output_padding=extra)
     return _activation(g, _activation_of(layer), g.nhwc(y, base), base)
 
 
@@ -469,6 +482,13 @@ def to_onnx(model):
     proto.ir_version = min(proto.ir_version, 10)  # what ONNX Runtime releases of the last two years read
     onnx.checker.check_model(proto, full_check=True)
     return proto
+
+
+def load(path):
+    """An engine model from the ONNX file ``path`` (see :mod:`cnn.onnx_import`)."""
+    from .onnx_import import load as load_onnx
+
+    return load_onnx(path)
 
 
 def export(model, path):

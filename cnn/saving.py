@@ -52,7 +52,8 @@ def config_of(model):
 
 
 def load_model(path, custom_objects=None, compile=True):
-    """Load a model saved by :func:`save_model` (``.npz``) or a Keras 3 ``.keras`` file.
+    """Load a model saved by :func:`save_model` (``.npz``), a Keras 3 ``.keras``
+    file, or an ONNX file (``.onnx``: :mod:`cnn.onnx_import`, not compiled).
 
     Nothing in the file is executed (no pickle) and no member is read before
     its size is checked against what the architecture needs. A user's own
@@ -68,6 +69,10 @@ def load_model(path, custom_objects=None, compile=True):
     path = Path(path)
     if custom_objects is not None and not isinstance(custom_objects, dict):
         raise InputError(f"custom_objects must be a dict of name -> class, got {type(custom_objects).__name__}")
+    if path.suffix == ".onnx":  # an ONNX graph, PyTorch's export or another: built as an engine model
+        from .onnx import load
+
+        return load(path)
     with open_regular(path, ModelFileError) as f:
         try:
             archive = open_archive(f, path)

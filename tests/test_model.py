@@ -165,6 +165,17 @@ def test_save_and_load_round_trip(mnist_small, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left
 
 
+def test_weights_set_from_transposed_views_save_and_load(tmp_path):
+    # set_weights(w.T), as a PyTorch (out, in) matrix is moved: the stored copy is C-ordered, so the
+    # engine's own .npz (whose reader refuses Fortran-ordered arrays) reads it back
+    model = Sequential([cnn.Input((6,)), Dense(4)])
+    kernel = np.arange(24, dtype=np.float32).reshape(4, 6)
+    model.set_weights([kernel.T, np.zeros(4, np.float32)])
+    assert model.layers[0].params["kernel"].flags.c_contiguous
+    model.save(tmp_path / "t.npz")
+    np.testing.assert_array_equal(load_model(tmp_path / "t.npz").get_weights()[0], kernel.T)
+
+
 def test_a_failed_save_keeps_the_old_file(mnist_small, tmp_path, monkeypatch):
     model = small_model()
     path = tmp_path / "model.npz"

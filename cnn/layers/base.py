@@ -320,7 +320,7 @@ class Layer:
                 raise InputError(f"layer {self.name!r} {name}: weights must be finite numbers")
             checked.append((name, value))
         for name, value in checked:
-            self.params[name] = np.array(value, dtype=self.params[name].dtype)
+            self.params[name] = np.array(value, dtype=self.params[name].dtype, order="C")  # a transposed view too
 
     def count_params(self):
         return int(sum(p.size for p in self.params.values()))
