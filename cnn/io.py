@@ -274,7 +274,14 @@ def load_npz_archive(archive, path, custom_objects, compile):
         else:
             model.build(config["input_shape"])
         if config.get("compile") and compile:
-            model.compile(**config["compile"])
+            compiled = dict(config["compile"])
+            # one loss saved with its arguments ({'class_name', 'config'}): a loss object, which a graph's
+            # compile would otherwise read as a dict of losses by output name
+            if isinstance(compiled.get("loss"), dict) and "class_name" in compiled["loss"]:
+                from .losses import get as get_loss
+
+                compiled["loss"] = get_loss(compiled["loss"])
+            model.compile(**compiled)
         training = config.get("training") or {}
         slots = training.get("optimizer_slots", [])
     except ModelFileError:

@@ -377,6 +377,10 @@ def _compile_from_keras(model, compile_config, path):
         loss = compile_config.get("loss")
         if loss is None:
             return  # saved uncompiled
+        if isinstance(loss, dict) and "class_name" in loss:  # one loss object, not a dict of losses by output
+            from .losses import get as get_loss
+
+            loss = get_loss(loss)
 
         def metric_names(value):  # a metric, or Keras's nesting of them per output (lists, dicts)
             if isinstance(value, dict) and "class_name" not in value:

@@ -518,3 +518,19 @@ def test_train_and_test_on_batch_return_what_keras_returns(keras):
     assert loss == pytest.approx(evaluated[0]) and accuracy == pytest.approx(evaluated[1])  # this batch's figures
     with pytest.raises(InputError, match="sample_weight"):
         model.train_on_batch(x, y, sample_weight=np.ones(8))
+
+
+def test_a_graph_compiled_with_a_loss_object_saves_and_loads_both_ways(tmp_path):
+    # a loss with arguments is saved as {'class_name', 'config'}; a graph's compile must not read it as
+    # a dict of losses by output name (it did: "loss names 'class_name', which is not an output")
+    inputs = cnn.Input((4,))
+    model = cnn.Model(inputs, cnn.layers.Dense(3, name="logits")(inputs))
+    model.compile(optimizer="adam", loss=cnn.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    x, y = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), np.arange(8) % 3
+    model.fit(x, y, epochs=1, verbose=0)
+    for name in ("m.npz", "m.keras"):
+        model.save(tmp_path / name)
+        loaded = cnn.load_model(tmp_path / name)
+        assert type(loaded.loss).__name__ == "SparseCategoricalCrossentropy" and loaded.loss.from_logits, name
+        assert loaded.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0)), name

@@ -139,23 +139,28 @@ def test_the_imported_layers_are_the_engines_own(tmp_path):
     assert any(getattr(layer, "groups", 1) == 2 for layer in mobile.layers)
 
 
-def test_an_imported_lenet_fine_tunes_saves_both_ways_and_is_explored(tmp_path):
+@pytest.mark.parametrize("make", [LeNet, SmallVGG, BasicBlockNet])
+def test_an_imported_model_fine_tunes_saves_both_ways_and_is_explored(tmp_path, make):
     import subprocess
     import sys
 
     from cnn.explorer.server import serve_in_thread
     from helpers import explorer_api
 
-    module = exported(LeNet(), tmp_path / "lenet.onnx", "torchscript")
-    model = cnn.load_model(tmp_path / "lenet.onnx")
+    module = exported(make(), tmp_path / "m.onnx", "torchscript", batch_norm_kept=True)
+    model = cnn.load_model(tmp_path / "m.onnx")
     (train_x, train_y), _ = cnn.datasets.mnist.load_data()
     x, y = train_x[:1000, :, :, None].astype(np.float32) / 255, train_y[:1000]
-    np.testing.assert_allclose(model.predict(x[:50]), torch_says(module, x[:50]), atol=1e-5)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    np.testing.assert_allclose(model.predict(x[:50]), torch_says(module, x[:50]), rtol=1e-4, atol=2e-5)
+    probabilities = make is LeNet  # the others end in logits, as PyTorch models usually do
+    loss = "sparse_categorical_crossentropy" if probabilities else cnn.losses.SparseCategoricalCrossentropy(
+        from_logits=True)
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     before = model.evaluate(x, y, verbose=0)
     history = model.fit(x, y, epochs=3, batch_size=32, verbose=0).history
     after = model.evaluate(x, y, verbose=0)
-    assert history["loss"][-1] < history["loss"][0] and after[1] > before[1] + 0.3, (before, after)
+    assert history["loss"][-1] < history["loss"][0] and after[1] > before[1] + (0.3 if make is LeNet else 0.1), (
+        before, after)
     for name in ("tuned.npz", "tuned.keras"):
         model.save(tmp_path / name)
         np.testing.assert_array_equal(cnn.load_model(tmp_path / name).predict(x[:20]), model.predict(x[:20]))
@@ -167,7 +172,9 @@ def test_an_imported_lenet_fine_tunes_saves_both_ways_and_is_explored(tmp_path):
     try:
         call = explorer_api(url)
         answer = call("/api/predict", {"sample": 0})
-        assert len(answer["probabilities"]) == 10 and abs(sum(answer["probabilities"]) - 1) < 1e-4
+        assert len(answer["probabilities"]) == 10
+        if probabilities:
+            assert abs(sum(answer["probabilities"]) - 1) < 1e-4
         explained = call("/api/explain", {"input": answer["input"], "layer": 0, "row": 5, "col": 7, "channel": 2})
         assert explained["equal"], explained
     finally:
