@@ -27,8 +27,12 @@ LAYERS = {
     **{name: "not in this engine yet: Multiply then a sum over the last axis (a Dense or a Lambda-free layer "
              "of your own, docs/custom-layers.md) computes a dot product" for name in ("Dot", "dot")},
     "Normalization": "not in this engine yet: standardize the arrays before fit ((x - mean) / std)",
-    "RandomBrightness": "not in this engine yet (RandomFlip, RandomTranslation, RandomRotation, RandomZoom, "
-                        "RandomContrast and RandomCrop are): augment the arrays before fit",
+    **{name: "not in this engine yet (RandomFlip, RandomTranslation, RandomRotation, RandomZoom, RandomContrast, "
+             "RandomBrightness and RandomCrop are): augment the arrays before fit"
+       for name in ("RandomHue", "RandomSaturation", "RandomGrayscale", "RandomColorJitter", "RandomSharpness",
+                    "RandomShear", "RandomErasing", "RandomPerspective", "RandAugment", "AugMix", "MixUp", "CutMix",
+                    "RandomInvert", "RandomPosterization", "RandomElasticTransform",
+                    "RandomGaussianBlur", "RandomColorDegeneration", "Solarization", "AutoContrast", "Equalization")},
     **{name: "this engine is for convolutional networks on images: recurrent layers are not in it"
        for name in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "RNN", "ConvLSTM2D")},
     **{name: "1-D and 3-D convolutions are not in this engine: Conv2D on NHWC images is"

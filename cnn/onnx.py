@@ -425,7 +425,7 @@ CONVERTERS = {
     "ZeroPadding2D": _zero_padding, "Cropping2D": _cropping, "Resizing": _resizing, "CenterCrop": _center_crop,
     "UpSampling2D": _up_sampling, "Rescaling": _rescaling,
     "RandomFlip": _identity, "RandomTranslation": _identity, "RandomRotation": _identity, "RandomZoom": _identity,
-    "RandomContrast": _identity, "RandomCrop": _random_crop,
+    "RandomContrast": _identity, "RandomBrightness": _identity, "RandomCrop": _random_crop,
     "Activation": _activation_layer, "ReLU": _relu_layer, "Softmax": _softmax_layer,
     "LeakyReLU": lambda g, layer, xs, base: g.op("LeakyRelu", xs, base, alpha=float(layer.negative_slope)),
     "ELU": lambda g, layer, xs, base: g.op("Elu", xs, base, alpha=float(layer.alpha)),

@@ -386,3 +386,20 @@ def test_random_crop_at_inference_is_kerass_aspect_preserving_resize(keras, shap
     theirs = keras.layers.Resizing(*crop, crop_to_aspect_ratio=True)(x)
     np.testing.assert_allclose(out, np.asarray(theirs), atol=2e-6)
     np.testing.assert_array_equal(layer(x), out)  # nothing drawn
+
+
+def test_random_brightness_draws_as_keras_reads_its_factor(keras):
+    x = np.random.default_rng(3).uniform(0.3, 0.7, (400, 3, 3, 1)).astype(np.float32)
+    for factor, value_range, low, high in ((0.2, (0, 1), -0.2, 0.2), ((0.1, -0.3), (-1, 1), -0.6, 0.2)):
+        ours = cnn.layers.RandomBrightness(factor, value_range=value_range, seed=1)(x, training=True)
+        theirs = np.asarray(keras.layers.RandomBrightness(factor, value_range=value_range, seed=1)(x, training=True))
+        for out in (ours, theirs):
+            delta = (out - x)[:, 0, 0, 0]  # one per image, the whole image shifted alike
+            np.testing.assert_allclose((out - x).reshape(400, -1).std(axis=1), 0, atol=1e-6)
+            assert delta.min() >= low - 1e-5 and delta.max() <= high + 1e-5
+            assert delta.min() < low + 0.02 and delta.max() > high - 0.02  # the whole range, both engines
+        assert cnn.layers.RandomBrightness(factor, value_range).factor == list(
+            keras.layers.RandomBrightness(factor, value_range).factor)
+    clipped = cnn.layers.RandomBrightness((0.9, 0.9), value_range=(0, 1), seed=0)(x, training=True)
+    assert clipped.max() == 1.0 and (clipped == 1.0).all()  # brighter than white is white
+    np.testing.assert_array_equal(cnn.layers.RandomBrightness(0.5)(x), x)  # the identity at inference

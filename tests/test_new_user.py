@@ -29,7 +29,7 @@ def run(*args, **kwargs):
     ("cnn", "applications", "nothing is downloaded"),
     ("cnn.layers", "Dot", "Multiply then a sum"),
     ("cnn.layers", "Normalization", "standardize the arrays"),
-    ("cnn.layers", "RandomBrightness", "augment the arrays"),
+    ("cnn.layers", "RandomShear", "augment the arrays"),
     ("cnn.layers", "LSTM", "recurrent"),
 ])
 def test_a_keras_name_the_engine_lacks_is_refused_by_name(module, name, advice):
