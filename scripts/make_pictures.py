@@ -99,6 +99,51 @@ def explorer_screenshot(model_path, out):
         server.shutdown()
 
 
+def explorer_backward_screenshot(model_path, out):
+    """The explorer's backward pass in headless Chromium: a test image, its gradient maps, a weight's gradient."""
+    import time
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from cnn.explorer.server import serve_in_thread
+    from cnn.saving import load_model
+
+    server, url = serve_in_thread(load_model(model_path))
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1400,1100"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+    def wait(script):
+        for _ in range(300):
+            if driver.execute_script(script):
+                return
+            time.sleep(0.1)
+        raise SystemExit(f"the page never got to: {script}")
+
+    try:
+        driver.get(url + "/")
+        wait("return document.body.dataset.ready === 'yes'")
+        Select(driver.find_element(By.ID, "samples")).select_by_value("0")
+        wait("return document.body.dataset.predictions > 0 && document.body.dataset.inflight === '0'")
+        driver.find_element(By.ID, "b-run").click()
+        wait("return document.body.dataset.backwards >= 1")
+        driver.execute_script("document.querySelectorAll('#b-kernel td.weight')[4].click()")
+        wait("return document.getElementById('b-panel').dataset.kind === 'weight_gradient'")
+        driver.execute_script("document.getElementById('backward-section').scrollIntoView()")
+        time.sleep(0.3)
+        driver.save_screenshot(str(out))
+    finally:
+        driver.quit()
+        server.shutdown()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "pictures")
@@ -125,8 +170,10 @@ def main(argv=None):
                      f"Prediction: {verdict}.")
         if Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists():
             explorer_screenshot(model, args.out / "explorer.png")
+            explorer_backward_screenshot(model, args.out / "explorer_backward.png")
         else:
-            print("note: no explorer.png (Debian's chromium and chromium-driver are not installed)")
+            print("note: no explorer.png or explorer_backward.png (Debian's chromium and chromium-driver are not "
+                  "installed)")
         if not args.quick:
             subprocess.run([sys.executable, "scripts/mnist_cnn.py", "--out", work / "chapter"], cwd=ROOT, check=True,
                            capture_output=True)

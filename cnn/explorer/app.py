@@ -70,7 +70,9 @@ class Explorer:
 
     def post(self, route, body):
         handlers = {"predict": self.predict, "explain": self.explain, "geometry": self.geometry,
-                    "train": self.start_training, "train/stop": self.stop_training}
+                    "train": self.start_training, "train/stop": self.stop_training,
+                    "backward": self.backward, "gradient": self.gradient, "input_gradient": self.input_gradient,
+                    "dense": self.dense, "step": self.step}
         if route not in handlers:
             raise ApiError(f"no API call {route!r}", 404)
         return handlers[route](body)
@@ -143,7 +145,8 @@ class Explorer:
                 "prediction": int(np.argmax(probs)), "layers": layers}
 
     # ---------------------------------------------------------------- one cell
-    def explain(self, body):
+    def _given_input(self, body):
+        """The 28x28 image (0-255) a request names: the one /api/predict returned."""
         raw = body.get("input")
         try:
             image = np.array(raw, dtype=np.float64)
@@ -151,6 +154,10 @@ class Explorer:
             raise ApiError("'input' must be the 28x28 image /api/predict returned") from None
         if image.shape != (28, 28) or not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
             raise ApiError(f"'input' must be 28x28 numbers from 0 to 255, got shape {image.shape}")
+        return image
+
+    def explain(self, body):
+        image = self._given_input(body)
         model = self.snapshot()
         index = _int(body, "layer", 0, len(model.layers) - 1)
         layer = model.layers[index]
@@ -247,6 +254,171 @@ class Explorer:
         return {"kind": "merge", "op": kind, "layer": index, "name": layer.name, "cell": [row, col, channel],
                 "inputs": cells, "value": value, "engine": engine,
                 "equal": bool(np.isclose(value, engine, rtol=1e-5, atol=1e-6))}
+
+    # ---------------------------------------------------------------- the backward pass
+    def _record(self, body):
+        """The model of this request and its backward pass for the image and label the body gives."""
+        from . import backward
+
+        image = self._given_input(body)
+        model = self.snapshot()
+        if model.loss is None:
+            raise ApiError("the model has no loss to differentiate: it was saved uncompiled (compile it and "
+                           "save it again)")
+        label = _int(body, "label", 0, model.output_shape[-1] - 1)
+        x = (image / 255).reshape(1, 28, 28, 1).astype(model.dtype)
+        with self.lock:  # the copy is taken while no other request runs the model; the work is on the copy
+            mine = copy.deepcopy(model)
+        try:
+            return model, backward.run(mine, x, label), label
+        except ValueError as err:
+            raise ApiError(str(err)) from None
+
+    def backward(self, body):
+        model, record, label = self._record(body)
+        layers = []
+        for index, (layer, _, out) in enumerate(record.calls):
+            grad = record.out.get(layer.name)
+            if out.ndim != 4 or grad is None:
+                continue
+            maps = grad[0].transpose(2, 0, 1)
+            layers.append({"index": index, "name": layer.name, "type": type(layer).__name__,
+                           "shape": list(out.shape[1:]), "limit": float(np.abs(maps).max()), "grads": _round(maps, 7)})
+        first = record.dx.get(model.layers[0].name)
+        probs = record.calls[-1][2][0]
+        dense = [{"index": i, "name": layer.name, "units": int(layer.units)}
+                 for i, layer in enumerate(model.layers) if type(layer).__name__ == "Dense"]
+        return {"label": label, "loss": float(record.loss), "probabilities": _round(probs, 6),
+                "prediction": int(np.argmax(probs)), "layers": layers, "dense": dense,
+                "input_gradient": None if first is None else _round(first[0, :, :, 0], 7),
+                "input_limit": None if first is None else float(np.abs(first).max()),
+                "weights": [{"index": i, "name": layer.name, "type": type(layer).__name__,
+                             "weights": {name: list(layer.params[name].shape) for name in layer.trainable_names}}
+                            for i, layer in enumerate(model.layers) if layer.trainable_names]}
+
+    def _layer_index(self, model, body):
+        return _int(body, "layer", 0, len(model.layers) - 1)
+
+    def gradient(self, body):
+        from . import backward
+
+        model, record, _ = self._record(body)
+        index = self._layer_index(model, body)
+        weight = body.get("weight")
+        position = body.get("index")
+        if not isinstance(weight, str) or not isinstance(position, list) or not all(
+                isinstance(p, int) and not isinstance(p, bool) for p in position):
+            raise ApiError("give 'weight' (a weight's name, e.g. 'kernel') and 'index' (its position, a list of "
+                           "whole numbers)")
+        try:
+            return backward.weight_gradient(record, index, weight, position)
+        except ValueError as err:
+            raise ApiError(str(err)) from None
+
+    def input_gradient(self, body):
+        from . import backward
+
+        model, record, _ = self._record(body)
+        index = self._layer_index(model, body)
+        row, col, channel = (_int(body, key, 0, 4096) for key in ("row", "col", "channel"))
+        try:
+            return backward.input_gradient(record, index, row, col, channel)
+        except ValueError as err:
+            raise ApiError(str(err)) from None
+
+    def dense(self, body):
+        """A dense unit's value: the sum of weight times input (the largest terms), plus the bias, then
+        the activation (a softmax with its numbers); for an input that a Flatten made, the map cell it is."""
+        image = self._given_input(body)
+        model = self.snapshot()
+        index = self._layer_index(model, body)
+        layer = model.layers[index]
+        if type(layer).__name__ != "Dense":
+            raise ApiError(f"layer {index} ({type(layer).__name__}) is not a Dense layer")
+        unit = _int(body, "unit", 0, layer.units - 1)
+        _, calls = self._forward(model, image)
+        x = calls[index][1][0][0].astype(np.float64)
+        out = calls[index][2][0]
+        source = model.producers()[index][0]
+        flat = source >= 0 and type(model.layers[source]).__name__ == "Flatten"
+        shape = calls[source][1][0].shape[1:] if flat else None  # what the Flatten read: (h, w, c)
+        kernel = layer.params["kernel"][:, unit].astype(np.float64)
+        products = x * kernel
+        order = np.argsort(-np.abs(products))[:8]
+        terms = []
+        for k in order:
+            term = {"input": int(k), "x": float(x[k]), "w": float(kernel[k]), "product": float(products[k])}
+            if flat:
+                term["from"] = [int(v) for v in np.unravel_index(int(k), shape)]  # the engine's (h, w, c) order
+            terms.append(term)
+        bias = float(layer.params["bias"][unit]) if layer.use_bias else 0.0
+        z = float(products.sum()) + bias
+        answer = {"kind": "dense", "layer": index, "name": layer.name, "unit": unit, "count": int(x.size),
+                  "terms": terms, "sum": float(products.sum()), "bias": bias, "z": z, "activation": layer.activation,
+                  "value": float(out[unit]), "flattened_from": None if shape is None else list(shape)}
+        if layer.activation == "softmax":
+            logits = x @ layer.params["kernel"].astype(np.float64) + (
+                layer.params["bias"].astype(np.float64) if layer.use_bias else 0.0)
+            shifted = np.exp(logits - logits.max())
+            answer["softmax"] = {"logits": _round(logits, 6), "max": float(logits.max()),
+                                 "exp": _round(shifted, 6), "total": float(shifted.sum()),
+                                 "value": float(shifted[unit] / shifted.sum())}
+            value = answer["softmax"]["value"]
+        else:
+            value = float(layer.activation_fn(np.array([z]))[0])
+        answer["computed"] = value
+        answer["equal"] = bool(np.isclose(value, float(out[unit]), rtol=1e-4, atol=1e-6))
+        return answer
+
+    def step(self, body):
+        """One step of the model's own optimizer on this image (train_on_batch, as fit takes it: training
+        mode), the clicked weight before and after with the update rule's numbers; the stepped model is
+        then the one served."""
+        from . import backward
+
+        image = self._given_input(body)
+        model = self.snapshot()
+        if model.loss is None or model.optimizer is None:
+            raise ApiError("the model is not compiled: it has no optimizer to step")
+        index = self._layer_index(model, body)
+        layer = model.layers[index]
+        weight, position = body.get("weight"), body.get("index")
+        if weight not in layer.trainable_names or not isinstance(position, list) or len(position) != \
+                layer.params[weight].ndim or not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < n
+                                                     for p, n in zip(position, layer.params[weight].shape)):
+            raise ApiError(f"give 'weight' (one of {layer.trainable_names}) and 'index' inside its shape "
+                           f"{list(layer.params.get(weight, np.zeros(0)).shape) if weight in layer.params else ''}")
+        label = _int(body, "label", 0, model.output_shape[-1] - 1)
+        x = (image / 255).reshape(1, 28, 28, 1).astype(model.dtype)
+        y = backward.targets(model, label, model.output_shape[-1])
+        position = tuple(position)
+        with self.lock:
+            if self.model is not model:
+                raise ApiError("the model changed while this request came in; ask again", 409)
+            stepped = copy.deepcopy(model)
+            stepped.optimizer._bind(stepped)  # the copy owns its copy of the optimizer state
+            before = float(layer.params[weight][position])
+            key = (index, weight)
+            slots = {name: float(v[position]) for name, v in model.optimizer.state.get(key, {}).items()}
+            iterations, lr = stepped.optimizer.iterations, stepped.optimizer.current_learning_rate
+            loss_before = float(stepped.compute_loss(x, y, training=False))
+            stepped.train_on_batch(x, y)
+            grad = float(stepped.layers[index].grads[weight][position])
+            after = float(stepped.layers[index].params[weight][position])
+            self.model = stepped
+        optimizer = stepped.optimizer
+        plain = not (optimizer.weight_decay or optimizer.clipnorm or optimizer.global_clipnorm or optimizer.clipvalue
+                     or stepped.layers[index]._regularizers)
+        lines, computed = backward.step_rule(optimizer, before, slots, grad, lr, iterations) if plain else (None, None)
+        probs = stepped.predict(x)[0]
+        return {"kind": "step", "layer": index, "name": layer.name, "weight": weight, "index": list(position),
+                "optimizer": type(optimizer).__name__, "learning_rate": lr, "iteration": iterations + 1,
+                "before": before, "gradient": grad, "slots_before": slots, "after": after, "rule": lines,
+                "computed": computed, "equal": None if computed is None else bool(
+                    np.isclose(computed, after, rtol=1e-5, atol=1e-8)),
+                "loss_before": loss_before, "loss_after": float(stepped.compute_loss(x, y, training=False)),
+                "probabilities": _round(probs, 6), "prediction": int(np.argmax(probs)),
+                "note": "a training step: dropout is on (its mask from the model's seeded generator), as in fit"}
 
     # ---------------------------------------------------------------- arithmetic
     def geometry(self, body):

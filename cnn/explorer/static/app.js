@@ -125,17 +125,25 @@ async function predict(body) {
   bars.replaceChildren(...result.probabilities.map((p, k) => {
     const fill = el("span", { className: "fill" });
     fill.style.width = `${Math.max(1, 200 * p)}px`;
-    return el("div", { className: "bar" }, el("b", {}, String(k)), fill, p.toFixed(3));
+    const bar = el("div", { className: "bar", title: "how this probability was made" }, el("b", {}, String(k)), fill,
+                   p.toFixed(3));
+    bar.dataset.unit = k;
+    bar.addEventListener("click", () => explainDense(k));
+    return bar;
   }));
   drawLayers();
+  labelChoices();
   state.predictions += 1;
   progress();
 }
 
 document.getElementById("clear").addEventListener("click", () => { clearPad(); });
 document.getElementById("samples").addEventListener("change", e => {
-  if (e.target.value !== "") predict({ sample: Number(e.target.value) });
+  if (e.target.value === "") return;
+  state.sampleLabel = state.sampleLabels[Number(e.target.value)];  // the backward pass's label by default
+  predict({ sample: Number(e.target.value) });
 });
+pad.addEventListener("pointerdown", () => { state.sampleLabel = null; });
 
 // ------------------------------------------------------------ 2. feature maps, and one cell explained
 function drawLayers() {
@@ -286,6 +294,181 @@ function highlight(field, layerIndex, row, col, channel) {
   }
 }
 
+// ------------------------------------------------------------ the backward pass, one weight, one step
+const backward = { result: null, weight: null };
+
+function labelChoices() {
+  const select = document.getElementById("b-label");
+  const classes = state.probabilities ? state.probabilities.length : 10;
+  const chosen = state.sampleLabel !== undefined && state.sampleLabel !== null ? state.sampleLabel : state.prediction;
+  select.replaceChildren(...Array.from({ length: classes }, (_, k) =>
+    el("option", { value: String(k), textContent: String(k), selected: k === chosen })));
+}
+
+function backwardPanel(title, nodes, e) {
+  const panel = document.getElementById("b-panel");
+  panel.hidden = false;
+  document.getElementById("b-title").textContent = title;
+  document.getElementById("b-body").replaceChildren(...nodes);
+  for (const key of ["kind", "engine", "sum", "equal", "after", "computed", "layer"])
+    if (e && e[key] !== undefined && e[key] !== null) panel.dataset[key] = String(e[key]);
+  if (e && e.position) panel.dataset.position = JSON.stringify(e.position);
+  if (e && e.cell) panel.dataset.cell = JSON.stringify(e.cell);
+}
+
+function sameNumber(e) {
+  return el("p", {}, "the engine computed ", el("b", { className: "b-engine" }, fmt(e.engine)),
+            `: ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.`);
+}
+
+async function runBackward() {
+  if (!state.input) return;
+  const label = Number(document.getElementById("b-label").value);
+  let r;
+  try { r = await api("backward", { input: state.input, label }); }
+  catch (err) { document.getElementById("b-loss").textContent = err.message; return; }
+  backward.result = { ...r, input: state.input };
+  document.getElementById("b-loss").textContent =
+    `loss ${fmt(r.loss)} for label ${r.label} (the model gives it probability ${fmt(r.probabilities[r.label])})`;
+  const root = document.getElementById("b-maps");
+  root.replaceChildren();
+  const maps = [];
+  if (r.input_gradient) maps.push({ index: -1, name: "the input", type: "image", shape: [28, 28, 1],
+                                    limit: r.input_limit, grads: [r.input_gradient] });
+  maps.push(...r.layers);
+  for (const layer of maps) {
+    const box = el("div", { className: "layer" });
+    const [h, w, c] = layer.shape;
+    box.append(el("h3", {}, `dL/d(${layer.name}) ${h}x${w}x${c}${c > 16 ? ", its first 16 channels" : ""}; ` +
+                            `largest |gradient| ${fmt(layer.limit)}`));
+    const row = el("div", { className: "maps" });
+    const scale = Math.max(2, Math.floor(56 / h));
+    layer.grads.slice(0, 16).forEach((values, channel) => {
+      const canvas = el("canvas", { className: "map gradmap", title: `${layer.name} channel ${channel}` });
+      canvas.dataset.layer = layer.index;
+      canvas.dataset.channel = channel;
+      drawGrid(canvas, values, -layer.limit || -1, layer.limit || 1, scale, diverging);
+      canvas.addEventListener("click", e => {
+        const b = canvas.getBoundingClientRect();
+        const rr = Math.floor((e.clientY - b.top) / b.height * h), cc = Math.floor((e.clientX - b.left) / b.width * w);
+        explainInputGradient(layer.index, rr, cc, channel);
+      });
+      row.append(canvas);
+    });
+    box.append(row);
+    root.append(box);
+  }
+  const layerSelect = document.getElementById("b-layer");
+  const keep = layerSelect.value;
+  layerSelect.replaceChildren(...r.weights.filter(w => w.type === "Conv2D").map(w =>
+    el("option", { value: String(w.index), textContent: `${w.name} ${w.weights.kernel.join("x")}` })));
+  if (keep && [...layerSelect.options].some(o => o.value === keep)) layerSelect.value = keep;
+  drawKernel();
+  document.body.dataset.backwards = String(Number(document.body.dataset.backwards || 0) + 1);
+}
+
+function consumerOf(index) {  // the layer that reads this layer's output (the first, in a graph)
+  return state.model.layers.findIndex(l => l.inputs.includes(index));
+}
+
+async function explainInputGradient(mapIndex, row, col, channel) {
+  const reader = consumerOf(mapIndex);
+  const layer = state.model.layers[reader];
+  if (reader < 0 || (layer.type !== "Conv2D" && layer.type !== "MaxPooling2D")) {
+    backwardPanel("no windows here", [el("p", {}, `This gradient came back through ${layer ? layer.name + " (" +
+      layer.type + ")" : "no layer"}; the explorer explains the ones a Conv2D or a MaxPooling2D sends back.`)]);
+    return;
+  }
+  let e;
+  try { e = await api("input_gradient", { input: backward.result.input, label: backward.result.label, layer: reader,
+                                          row, col, channel }); }
+  catch (err) { backwardPanel("error", [el("p", {}, err.message)]); return; }
+  const nodes = [el("p", {}, `dL/d(input of ${e.name}) at [${e.cell.join(", ")}]: ${e.rule}.`),
+                 el("p", {}, `${e.count} term(s)${e.count > e.terms.length ? `, the ${e.terms.length} largest:` : ":"}`)];
+  nodes.push(el("ul", {}, ...e.terms.map(t => el("li", {}, t.tap
+    ? `window [${t.window.join(", ")}], weight [${t.tap.join(", ")}]: ${fmt(t.weight)} x ${fmt(t.grad)} = ${fmt(t.product)}`
+    : `window [${t.window.join(", ")}]: ${t.won ? "won, gets" : "lost, gets 0 of"} dL/dout ${fmt(t.grad)}`))));
+  nodes.push(el("p", {}, "sum = ", el("b", {}, fmt(e.sum))), sameNumber(e));
+  backwardPanel(`${e.name}: how one input gradient was made`, nodes, e);
+}
+
+function drawKernel() {
+  const r = backward.result, root = document.getElementById("b-kernel");
+  const index = Number(document.getElementById("b-layer").value);
+  const info = r && r.weights.find(w => w.index === index);
+  if (!info) { root.replaceChildren(); return; }
+  const [kh, kw, cin, filters] = info.weights.kernel;
+  const f = Math.min(filters - 1, Math.max(0, Number(document.getElementById("b-filter").value)));
+  const c = Math.min(cin - 1, Math.max(0, Number(document.getElementById("b-channel").value)));
+  const grid = el("table", { className: "grid kernel" });
+  for (let a = 0; a < kh; a++) {
+    const tr = el("tr");
+    for (let b = 0; b < kw; b++) {
+      const td = el("td", { className: "weight", textContent: `${a},${b}` });
+      td.dataset.position = JSON.stringify([a, b, c, f]);
+      td.addEventListener("click", () => explainWeight(index, [a, b, c, f]));
+      tr.append(td);
+    }
+    grid.append(tr);
+  }
+  root.replaceChildren(el("p", { className: "small" },
+    `${info.name}: the ${kh}x${kw} weights of filter ${f} on input channel ${c}; click one`), grid);
+}
+
+async function explainWeight(layer, position) {
+  const r = backward.result;
+  let e;
+  try { e = await api("gradient", { input: r.input, label: r.label, layer, weight: "kernel", index: position }); }
+  catch (err) { backwardPanel("error", [el("p", {}, err.message)]); return; }
+  backward.weight = { layer, position };
+  const nodes = [el("p", {}, `dL/dW${JSON.stringify(e.position)} of ${e.name}: ${e.rule}.`),
+                 el("p", {}, `${e.count} terms; the ${e.terms.length} largest:`),
+                 el("ul", {}, ...e.terms.map(t => el("li", {},
+                   `at output [${t.at.join(", ")}]: input ${fmt(t.input)} x dL/dz ${fmt(t.grad)} = ${fmt(t.product)}`))),
+                 el("p", {}, "sum = ", el("b", {}, fmt(e.sum))), sameNumber(e)];
+  backwardPanel(`${e.name}: one weight's gradient`, nodes, e);
+}
+
+async function takeStep() {
+  const r = backward.result;
+  if (!r || !backward.weight) return;
+  let e;
+  try { e = await api("step", { input: r.input, label: r.label, layer: backward.weight.layer, weight: "kernel",
+                                index: backward.weight.position }); }
+  catch (err) { backwardPanel("error", [el("p", {}, err.message)]); return; }
+  const nodes = [el("p", {}, `${e.optimizer}, step ${e.iteration}, learning rate ${fmt(e.learning_rate)} (${e.note}).`),
+                 el("p", {}, `weight ${JSON.stringify(e.index)} before: ${fmt(e.before)}; its gradient in this step ${fmt(e.gradient)}`)];
+  if (e.rule) nodes.push(el("ul", {}, ...e.rule.map(line => el("li", {}, line))));
+  nodes.push(el("p", {}, "after: ", el("b", { className: "b-after" }, fmt(e.after)),
+    e.computed === null ? " (this optimizer's rule is not written out here)"
+      : `; the rule gives ${fmt(e.computed)}: ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.`),
+    el("p", {}, `loss on this image ${fmt(e.loss_before)} -> ${fmt(e.loss_after)}; the prediction is now ${e.prediction}.`));
+  backwardPanel(`${e.name}: one optimizer step`, nodes, e);
+  document.body.dataset.steps = String(Number(document.body.dataset.steps || 0) + 1);
+  await runBackward();  // the gradients of the stepped model
+}
+
+async function explainDense(unit) {
+  const dense = state.model.layers.map((l, i) => ({ ...l, i })).filter(l => l.type === "Dense");
+  if (!dense.length || !state.input) return;
+  let e;
+  try { e = await api("dense", { input: state.input, layer: dense[dense.length - 1].i, unit }); }
+  catch (err) { backwardPanel("error", [el("p", {}, err.message)]); return; }
+  const nodes = [el("p", {}, `Class ${unit}: its logit is the sum of ${e.count} products weight x input, plus the bias.
+    The ${e.terms.length} largest:`),
+    el("ul", {}, ...e.terms.map(t => el("li", {}, `input ${t.input}${t.from ? ` (map cell [${t.from.join(", ")}])` : ""}:
+      ${fmt(t.x)} x ${fmt(t.w)} = ${fmt(t.product)}`))),
+    el("p", {}, `sum ${fmt(e.sum)} + bias ${fmt(e.bias)} = logit ${fmt(e.z)}`)];
+  if (e.softmax) nodes.push(el("p", {}, `softmax: exp(${fmt(e.z)} - ${fmt(e.softmax.max)}) / ${fmt(e.softmax.total)}
+    (the sum of every class's exp(logit - max)) = `, el("b", {}, fmt(e.softmax.value))));
+  nodes.push(el("p", {}, `the engine's output: ${fmt(e.value)}: ${e.equal ? "the same number" : "A DIFFERENT NUMBER"}.`));
+  backwardPanel(`${e.name}: how a class probability was made`, nodes, { ...e, engine: e.value, sum: e.computed });
+}
+
+document.getElementById("b-run").addEventListener("click", runBackward);
+document.getElementById("b-step").addEventListener("click", takeStep);
+for (const id of ["b-layer", "b-filter", "b-channel"]) document.getElementById(id).addEventListener("change", drawKernel);
+
 // ------------------------------------------------------------ 3. convolution arithmetic
 let geometryTimer = null;
 async function geometry() {
@@ -408,6 +591,7 @@ async function loadModel() {
   await loadModel();
   const samples = await api("samples");
   const select = document.getElementById("samples");
+  state.sampleLabels = samples.labels;
   samples.labels.forEach((label, i) => { const o = document.createElement("option"); o.value = i; o.textContent = `test image ${i} (a ${label})`; select.append(o); });
   geometry();
   pollTraining();
