@@ -49,7 +49,7 @@ def post(url, path, body):
     return answer
 
 
-@pytest.mark.parametrize("served", ARCHS, indirect=True)
+@pytest.mark.parametrize("served", ARCHS + ["resnet8"], indirect=True)  # resnet8: a graph, projection shortcuts
 def test_every_gradient_explained_is_the_engines(served):
     server, url, model = served
     image = post(url, "/api/predict", {"sample": 1})["input"]
