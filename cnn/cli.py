@@ -417,7 +417,9 @@ def cmd_explore(args):
             model.fit(x, _targets(model, labels), batch_size=128, epochs=50, verbose=1 if sys.stderr.isatty() else 0)
             cached.parent.mkdir(parents=True, exist_ok=True)
             model.save(cached)
-    _digit_model(model, args.model or "the explorer")
+    from .explorer.app import image_shape
+
+    image_shape(model)  # one image input of 1 or 3 channels, or refused by name
     try:
         server = make_server(model, args.host, args.port)
     except OSError as err:

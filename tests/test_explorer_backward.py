@@ -117,7 +117,7 @@ def test_the_gradients_are_kerass_where_nothing_ties():
         loss = keras.losses.sparse_categorical_crossentropy(tf.constant([4]), theirs(x, training=False))[0]
     dx, dw = tape.gradient(loss, [x, theirs.layers[2].kernel])  # the second convolution, as the engine's layer 2
     assert answer["loss"] == pytest.approx(float(loss), rel=1e-5)
-    np.testing.assert_allclose(answer["input_gradient"], dx.numpy()[0, :, :, 0], atol=2e-6 * np.abs(dx).max() + 1e-7)
+    np.testing.assert_allclose(answer["input_gradient"][0], dx.numpy()[0, :, :, 0], atol=2e-6 * np.abs(dx).max() + 1e-7)
     assert e["sum"] == pytest.approx(float(dw.numpy()[1, 3, 5, 7]), rel=1e-4, abs=1e-8)
 
 
@@ -218,3 +218,82 @@ def test_the_page_explains_a_weights_gradient_an_input_gradient_and_a_step(serve
         np.testing.assert_array_equal(got, want)
     assert float(panel.get_attribute("data-after")) == pytest.approx(
         float(stepped.layers[0].params["kernel"][position]), abs=1e-6)
+
+
+def colour_model():
+    cnn.set_seed(5)
+    model = cnn.Sequential([cnn.Input((32, 32, 3)), cnn.layers.Conv2D(4, 3, activation="relu", name="conv"),
+                            cnn.layers.MaxPooling2D(), cnn.layers.Flatten(),
+                            cnn.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_colour_model_takes_photos_of_its_own_size_and_explains_them():
+    from cnn.errors import InputError
+
+    model = colour_model()
+    server, url = serve_in_thread(model)
+    try:
+        digit = post(url, "/api/predict", {"sample": 0})
+        assert np.array(digit["input"]).shape == (32, 32, 3)
+        assert "resized to 32x32, the model's input" in digit["notes"] and "gray repeated on 3 channels" in digit["notes"]
+        rng = np.random.default_rng(0)
+        photo = rng.integers(0, 256, (40, 50, 3))
+        photo[:, :, 0] = 255  # a red cast: the channels must stay apart
+        answer = post(url, "/api/predict", {"image": {"width": 50, "height": 40, "channels": 3,
+                                                      "pixels": photo.ravel().tolist()}})
+        seen = np.array(answer["input"])
+        assert seen.shape == (32, 32, 3) and (seen[:, :, 0] == 255).all() and seen[:, :, 1].std() > 10
+        x = seen.reshape(1, 32, 32, 3).astype(np.float32) / 255
+        np.testing.assert_allclose(answer["probabilities"], model.predict(x)[0], atol=1e-6)
+        e = post(url, "/api/explain", {"input": answer["input"], "layer": 0, "row": 4, "col": 9, "channel": 2})
+        assert e["equal"] and np.array(e["window"]).shape == (3, 3, 3)  # the three colour channels of the window
+        b = post(url, "/api/backward", {"input": answer["input"], "label": 2})
+        assert np.array(b["input_gradient"]).shape == (3, 32, 32)
+        _, grads = copy.deepcopy(model).compute_gradients(x, np.array([2]), training=False)
+        g = post(url, "/api/gradient", {"input": answer["input"], "label": 2, "layer": 0, "weight": "kernel",
+                                        "index": [2, 1, 2, 3]})
+        assert g["equal"] and g["engine"] == pytest.approx(float(grads[("conv", "kernel")][2, 1, 2, 3]), abs=1e-9)
+        status, refused = call(url, "/api/explain", {"input": digit["input"][0], "layer": 0, "row": 0, "col": 0,
+                                                     "channel": 0})
+        assert status == 400 and "32x32x3" in refused["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = cnn.Sequential([cnn.Input((6,)), cnn.layers.Dense(2)])
+    with pytest.raises(InputError, match="one image input, \\(height, width, 1 or 3 channels\\)"):
+        serve_in_thread(rows)
+
+
+def test_the_page_takes_a_photo_for_a_colour_model(browser, tmp_path):
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    photo = np.zeros((60, 80, 3), np.uint8)
+    photo[:, :40] = (255, 40, 0)
+    photo[:, 40:] = (0, 90, 255)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    model = colour_model()
+    server, url = serve_in_thread(model)
+    try:
+        browser.get(url + "/")
+        wait_for(browser, "return document.body.dataset.ready === 'yes'")
+        browser.find_element(By.ID, "photo").send_keys(str(tmp_path / "photo.png"))
+        settle(browser)
+        seen = browser.find_element(By.ID, "seen")
+        assert int(seen.get_attribute("width")) == 32 * 5  # the model's 32x32, drawn 5 pixels a cell
+        left = browser.execute_script("return Array.from(document.getElementById('seen').getContext('2d')"
+                                      ".getImageData(10, 80, 1, 1).data)")
+        assert left[0] > 200 and left[2] < 60  # the red half shown red: the colours reached the model
+        canvas = browser.find_elements(By.CSS_SELECTOR, 'canvas.map[data-layer="0"]')[1]
+        ActionChains(browser).move_to_element(canvas).click().perform()
+        wait_for(browser, "return document.getElementById('panel').dataset.cell")
+        assert "the same number" in browser.find_element(By.ID, "panel").text
+        browser.find_element(By.ID, "b-run").click()
+        wait_for(browser, "return document.body.dataset.backwards >= 1")
+        assert len(browser.find_elements(By.CSS_SELECTOR, 'canvas.gradmap[data-layer="-1"]')) == 3
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -41,10 +41,48 @@ def _round(array, digits=4):
     return np.round(np.asarray(array, dtype=np.float64), digits).tolist()
 
 
+MAX_INPUT_SIDE = 512  # a model's image input, per side, that the page draws
+
+
+def image_shape(model):
+    """(height, width, channels) of a model the explorer can take: one image input of 1 or 3 channels."""
+    from ..errors import InputError
+
+    shape = model.input_shape
+    if not shape or isinstance(shape[0], (tuple, list)) or len(shape) != 3 or shape[2] not in (1, 3) \
+            or not all(2 <= side <= MAX_INPUT_SIDE for side in shape[:2]):
+        raise InputError(f"the explorer takes a model with one image input, (height, width, 1 or 3 channels) "
+                         f"with sides up to {MAX_INPUT_SIDE}; {model.name!r} takes {shape}")
+    return tuple(int(v) for v in shape)
+
+
+def fit_to(image, shape):
+    """A 0-255 image (h, w) or (h, w, 3) as a model of ``shape`` takes it: resized (bilinear) and with the
+    model's channels (a gray image repeated, a colour one averaged); returns (image, notes)."""
+    from PIL import Image
+
+    height, width, channels = shape
+    notes = []
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3 and channels == 1:
+        image, notes = image.mean(axis=2), notes + ["colours averaged to gray"]
+    if image.shape[:2] != (height, width):
+        planes = [image] if image.ndim == 2 else [image[:, :, k] for k in range(image.shape[2])]
+        planes = [np.asarray(Image.fromarray(p.astype(np.float32), mode="F").resize((width, height),
+                                                                                  Image.Resampling.BILINEAR))
+                  for p in planes]
+        image = planes[0] if len(planes) == 1 else np.stack(planes, axis=2)
+        notes.append(f"resized to {height}x{width}, the model's input")
+    if image.ndim == 2 and channels == 3:
+        image, notes = np.repeat(image[:, :, None], 3, axis=2), notes + ["gray repeated on 3 channels"]
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), notes
+
+
 class Explorer:
     def __init__(self, model, data=None):
         from ..data import load_mnist_split
 
+        image_shape(model)  # refused by name: a model the page cannot feed
         self.model = model
         self.lock = threading.Lock()           # the model: its swap and its forward passes
         self.state_lock = threading.Lock()     # self.training and what it holds
@@ -99,37 +137,55 @@ class Explorer:
         return {"name": model.name, "input_shape": list(model.input_shape), "layers": layers,
                 "parameters": model.count_params()}
 
-    def _input(self, body):
-        """The 28x28 image a request is about, from a drawing, a test image or a given input."""
+    def _input(self, body, shape):
+        """The image a request is about, as the model takes it: a drawing (MNIST's preparation), a photo
+        (resized; for a gray model also MNIST's preparation) or a test digit; with what was done to it."""
         if "sample" in body:
             index = _int(body, "sample", 0, len(self.labels) - 1)
-            return np.round(self.x_test[index, :, :, 0] * 255).astype(np.uint8), [f"test image {index}"]
+            digit = np.round(self.x_test[index, :, :, 0] * 255)
+            image, notes = fit_to(digit, shape)
+            return image, [f"test image {index}"] + notes
         image = body.get("image")
         if not isinstance(image, dict):
             raise ApiError("give 'image': {'width', 'height', 'pixels'} (a drawing) or 'sample': N (a test image)")
         width, height = _int(image, "width", 1, MAX_SIDE), _int(image, "height", 1, MAX_SIDE)
+        channels = _int(image, "channels", 1, 3) if "channels" in image else 1
+        if channels == 2:
+            raise ApiError("'channels' must be 1 (gray) or 3 (red, green, blue)")
         pixels = image.get("pixels")
-        if not isinstance(pixels, list) or len(pixels) != width * height:
-            raise ApiError(f"'pixels' must list width x height = {width * height} gray values, "
+        if not isinstance(pixels, list) or len(pixels) != width * height * channels:
+            raise ApiError(f"'pixels' must list width x height{' x 3' if channels == 3 else ''} = "
+                           f"{width * height * channels} {'gray ' if channels == 1 else ''}values, "
                            f"got {len(pixels) if isinstance(pixels, list) else type(pixels).__name__}")
         try:
-            gray = np.array(pixels, dtype=np.float64).reshape(height, width)
+            values = np.array(pixels, dtype=np.float64).reshape((height, width) if channels == 1 else
+                                                                (height, width, 3))
         except (TypeError, ValueError):
             raise ApiError("'pixels' must be numbers from 0 to 255") from None
-        if not np.isfinite(gray).all() or gray.min() < 0 or gray.max() > 255:
+        if not np.isfinite(values).all() or values.min() < 0 or values.max() > 255:
             raise ApiError("'pixels' must be finite numbers from 0 to 255")
-        return mnist_style(*bright_ink(gray / 255, []))  # the same preparation as `cnn predict`
+        if channels == 3 and shape[2] == 3:  # a photo for a colour model: resized, nothing else
+            return fit_to(values, shape)
+        gray = values if channels == 1 else values.mean(axis=2)
+        digit, notes = mnist_style(*bright_ink(gray / 255, ["colours averaged to gray"] if channels == 3 else []))
+        image, more = fit_to(digit, shape)  # the same preparation as `cnn predict`
+        return image, notes + more
+
+    def _x(self, model, image):
+        """The batch of one the model reads: the 0-255 image scaled to [0, 1], in the model's dtype."""
+        height, width, channels = image_shape(model)
+        return (np.asarray(image, dtype=np.float64) / 255).reshape(1, height, width, channels).astype(model.dtype)
 
     def _forward(self, model, image):
         """The input, and each layer's call on it: (layer, inputs, output), a chain or a graph."""
-        x = (np.asarray(image, dtype=np.float32) / 255).reshape(1, 28, 28, 1)
+        x = self._x(model, image)
         with self.lock:
-            calls = model.trace(x.astype(model.dtype, copy=False))
+            calls = model.trace(x)
         return x, calls
 
     def predict(self, body):
-        image, notes = self._input(body)
         model = self.snapshot()
+        image, notes = self._input(body, image_shape(model))
         x, calls = self._forward(model, image)
         probs = calls[-1][2][0]
         layers = []
@@ -145,20 +201,23 @@ class Explorer:
                 "prediction": int(np.argmax(probs)), "layers": layers}
 
     # ---------------------------------------------------------------- one cell
-    def _given_input(self, body):
-        """The 28x28 image (0-255) a request names: the one /api/predict returned."""
+    def _given_input(self, body, model):
+        """The image (0-255) a request names: the one /api/predict returned for this model."""
+        height, width, channels = image_shape(model)
+        want = (height, width) if channels == 1 else (height, width, channels)
         raw = body.get("input")
         try:
             image = np.array(raw, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ApiError("'input' must be the 28x28 image /api/predict returned") from None
-        if image.shape != (28, 28) or not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
-            raise ApiError(f"'input' must be 28x28 numbers from 0 to 255, got shape {image.shape}")
+            raise ApiError(f"'input' must be the {'x'.join(map(str, want))} image /api/predict returned") from None
+        if image.shape != want or not np.isfinite(image).all() or image.min() < 0 or image.max() > 255:
+            raise ApiError(f"'input' must be {'x'.join(map(str, want))} numbers from 0 to 255, got shape "
+                           f"{image.shape}")
         return image
 
     def explain(self, body):
-        image = self._given_input(body)
         model = self.snapshot()
+        image = self._given_input(body, model)
         index = _int(body, "layer", 0, len(model.layers) - 1)
         layer = model.layers[index]
         if isinstance(layer, _Merge) and len(layer.output_shape) == 3:
@@ -260,13 +319,13 @@ class Explorer:
         """The model of this request and its backward pass for the image and label the body gives."""
         from . import backward
 
-        image = self._given_input(body)
         model = self.snapshot()
+        image = self._given_input(body, model)
         if model.loss is None:
             raise ApiError("the model has no loss to differentiate: it was saved uncompiled (compile it and "
                            "save it again)")
         label = _int(body, "label", 0, model.output_shape[-1] - 1)
-        x = (image / 255).reshape(1, 28, 28, 1).astype(model.dtype)
+        x = self._x(model, image)
         with self.lock:  # the copy is taken while no other request runs the model; the work is on the copy
             mine = copy.deepcopy(model)
         try:
@@ -290,7 +349,7 @@ class Explorer:
                  for i, layer in enumerate(model.layers) if type(layer).__name__ == "Dense"]
         return {"label": label, "loss": float(record.loss), "probabilities": _round(probs, 6),
                 "prediction": int(np.argmax(probs)), "layers": layers, "dense": dense,
-                "input_gradient": None if first is None else _round(first[0, :, :, 0], 7),
+                "input_gradient": None if first is None else _round(first[0].transpose(2, 0, 1), 7),
                 "input_limit": None if first is None else float(np.abs(first).max()),
                 "weights": [{"index": i, "name": layer.name, "type": type(layer).__name__,
                              "weights": {name: list(layer.params[name].shape) for name in layer.trainable_names}}
@@ -329,8 +388,8 @@ class Explorer:
     def dense(self, body):
         """A dense unit's value: the sum of weight times input (the largest terms), plus the bias, then
         the activation (a softmax with its numbers); for an input that a Flatten made, the map cell it is."""
-        image = self._given_input(body)
         model = self.snapshot()
+        image = self._given_input(body, model)
         index = self._layer_index(model, body)
         layer = model.layers[index]
         if type(layer).__name__ != "Dense":
@@ -376,8 +435,8 @@ class Explorer:
         then the one served."""
         from . import backward
 
-        image = self._given_input(body)
         model = self.snapshot()
+        image = self._given_input(body, model)
         if model.loss is None or model.optimizer is None:
             raise ApiError("the model is not compiled: it has no optimizer to step")
         index = self._layer_index(model, body)
@@ -389,7 +448,7 @@ class Explorer:
             raise ApiError(f"give 'weight' (one of {layer.trainable_names}) and 'index' inside its shape "
                            f"{list(layer.params.get(weight, np.zeros(0)).shape) if weight in layer.params else ''}")
         label = _int(body, "label", 0, model.output_shape[-1] - 1)
-        x = (image / 255).reshape(1, 28, 28, 1).astype(model.dtype)
+        x = self._x(model, image)
         y = backward.targets(model, label, model.output_shape[-1])
         position = tuple(position)
         with self.lock:

@@ -20,11 +20,16 @@ JSON API (every error is a 4xx answer ``{"error": "..."}``; the server keeps ser
 
 * ``GET /api/model``: the layers (index, name, type, output shape, kernel/pool sizes)
 * ``GET /api/samples``: labels of the first test images; ``GET /api/samples/N``: one, as 28x28 pixels
-* ``POST /api/predict`` ``{"image": {"width", "height", "pixels": [gray 0..255, row by row]}}``
-  or ``{"sample": N}``: the 28x28 input the model sees (MNIST-style preparation,
-  as ``cnn predict``), its ten probabilities, and every image-shaped layer's
-  feature maps with their range
-* ``POST /api/explain`` ``{"input": 28x28, "layer", "row", "col", "channel"}``: how one cell of
+  (``predict`` gives it as the model takes it: resized, and on 3 channels for a colour model)
+* ``POST /api/predict`` ``{"image": {"width", "height", "pixels": [gray 0..255, row by row], "channels": 1}}``
+  (``"channels": 3``: red, green, blue per pixel, a photo) or ``{"sample": N}``: the input the model sees,
+  of its own size and channels (a drawing prepared as MNIST's digits were, as ``cnn predict`` does; a
+  photo for a colour model resized), its probabilities, and every image-shaped layer's feature maps
+* ``POST /api/backward`` ``{"input", "label"}``: the loss and every layer's gradient maps;
+  ``/api/gradient`` (a weight's gradient), ``/api/input_gradient`` (a cell's), ``/api/dense`` (a dense
+  unit and the softmax) and ``/api/step`` (one optimizer step, its rule) explain one number each
+  (:mod:`cnn.explorer.backward`)
+* ``POST /api/explain`` ``{"input", "layer", "row", "col", "channel"}``: how one cell of
   a Conv2D or MaxPooling2D output came about: the window, the weights, the
   products, the sum, the bias, the activation, the value the engine computed,
   and the receptive field in the layer below
@@ -69,7 +74,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         # the page's own script and style only: no inline script, no other origin, no framing
-        self.send_header("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'none'")
+        self.send_header("Content-Security-Policy", "default-src 'self'; img-src 'self' blob:; frame-ancestors 'none'; "
+                         "form-action 'none'")
         self.send_header("X-Frame-Options", "DENY")
         self.send_header("Referrer-Policy", "no-referrer")
         self.end_headers()

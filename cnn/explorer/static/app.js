@@ -58,6 +58,18 @@ function drawGrid(canvas, values, low, high, scale, colour) {
 }
 
 const gray = t => { const v = Math.round(255 * t); return [v, v, v]; };
+
+function drawInput(canvas, input) {  // the image the model sees: gray (h, w) or colour (h, w, 3), 0..255
+  const h = input.length, w = input[0].length, scale = Math.max(1, Math.floor(168 / Math.max(h, w)));
+  if (!Array.isArray(input[0][0])) { drawGrid(canvas, input, 0, 255, scale, gray); return; }
+  canvas.width = w * scale; canvas.height = h * scale;
+  const ctx = canvas.getContext("2d");
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const [r, g, b] = input[y][x];
+    ctx.fillStyle = `rgb(${r},${g},${b})`;
+    ctx.fillRect(x * scale, y * scale, scale, scale);
+  }
+}
 const diverging = t => t < 0.5 ? [Math.round(255 * 2 * t), Math.round(255 * 2 * t), 255]
                                : [255, Math.round(255 * 2 * (1 - t)), Math.round(255 * 2 * (1 - t))];
 
@@ -117,7 +129,7 @@ async function predict(body) {
   state.layers = result.layers;
   state.probabilities = result.probabilities;
   state.prediction = result.prediction;
-  drawGrid(document.getElementById("seen"), result.input, 0, 255, 6, gray);
+  drawInput(document.getElementById("seen"), result.input);
   document.getElementById("notes").textContent = result.notes.join("; ");
   document.getElementById("prediction").textContent =
     `${result.prediction} (probability ${result.probabilities[result.prediction].toFixed(3)})`;
@@ -144,6 +156,27 @@ document.getElementById("samples").addEventListener("change", e => {
   predict({ sample: Number(e.target.value) });
 });
 pad.addEventListener("pointerdown", () => { state.sampleLabel = null; });
+
+document.getElementById("photo").addEventListener("change", e => {  // a picture file: sent as the model's channels
+  const file = e.target.files[0];
+  if (!file) return;
+  const picture = new Image();
+  picture.onload = () => {
+    const shrink = Math.min(1, 280 / Math.max(picture.width, picture.height));
+    const w = Math.max(1, Math.round(picture.width * shrink)), h = Math.max(1, Math.round(picture.height * shrink));
+    const canvas = el("canvas", { width: w, height: h }), ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h); ctx.drawImage(picture, 0, 0, w, h);
+    URL.revokeObjectURL(picture.src);
+    const data = ctx.getImageData(0, 0, w, h).data, colour = state.model.input_shape[2] === 3, pixels = [];
+    for (let i = 0; i < w * h; i++) {
+      if (colour) pixels.push(data[4 * i], data[4 * i + 1], data[4 * i + 2]);
+      else pixels.push(Math.round((data[4 * i] + data[4 * i + 1] + data[4 * i + 2]) / 3));
+    }
+    state.sampleLabel = null;
+    predict({ image: { width: w, height: h, channels: colour ? 3 : 1, pixels } });
+  };
+  picture.src = URL.createObjectURL(file);
+});
 
 // ------------------------------------------------------------ 2. feature maps, and one cell explained
 function drawLayers() {
@@ -257,8 +290,9 @@ function explainMerge(e, input) {
     const canvas = i.layer < 0 ? document.getElementById("seen")
       : document.querySelector(`canvas.map[data-layer="${i.layer}"][data-channel="${i.cell[2]}"]`);
     if (!canvas) continue;
-    if (i.layer < 0) drawGrid(canvas, state.input, 0, 255, 6, gray);
-    const [h, w] = i.layer < 0 ? [28, 28] : state.model.layers[i.layer].output_shape, ctx = canvas.getContext("2d");
+    if (i.layer < 0) drawInput(canvas, state.input);
+    const [h, w] = i.layer < 0 ? state.model.input_shape : state.model.layers[i.layer].output_shape,
+      ctx = canvas.getContext("2d");
     ctx.strokeStyle = "#ff2d00"; ctx.lineWidth = 2;
     ctx.strokeRect(i.cell[1] * canvas.width / w, i.cell[0] * canvas.height / h, canvas.width / w, canvas.height / h);
   }
@@ -285,7 +319,7 @@ function highlight(field, layerIndex, row, col, channel) {
   }
   const targets = field.layer < 0 ? [document.getElementById("seen")]
     : [...document.querySelectorAll(`canvas.map[data-layer="${field.layer}"]`)];
-  if (field.layer < 0) drawGrid(targets[0], state.input, 0, 255, 6, gray);
+  if (field.layer < 0) drawInput(targets[0], state.input);
   for (const canvas of targets) {
     const ctx = canvas.getContext("2d"), sy = canvas.height / field.height, sx = canvas.width / field.width;
     ctx.strokeStyle = "#ff2d00"; ctx.lineWidth = 2;
@@ -333,8 +367,8 @@ async function runBackward() {
   const root = document.getElementById("b-maps");
   root.replaceChildren();
   const maps = [];
-  if (r.input_gradient) maps.push({ index: -1, name: "the input", type: "image", shape: [28, 28, 1],
-                                    limit: r.input_limit, grads: [r.input_gradient] });
+  if (r.input_gradient) maps.push({ index: -1, name: "the input", type: "image", shape: state.model.input_shape,
+                                    limit: r.input_limit, grads: r.input_gradient });
   maps.push(...r.layers);
   for (const layer of maps) {
     const box = el("div", { className: "layer" });
