@@ -447,6 +447,13 @@ def test_a_graphs_page_says_what_each_layer_reads_and_explains_a_sum(browser):
         reads = [p.text for p in browser.find_elements(By.CSS_SELECTOR, "#layers p.reads")]
         assert "reads b and skip" in reads and "reads the input" in reads, reads
         names = [layer.name for layer in model.layers]
+        # the connections drawn: a line from a layer to each reader that is not the box drawn right after it
+        links = {(int(p.get_attribute("data-from")), int(p.get_attribute("data-to")))
+                 for p in browser.find_elements(By.CSS_SELECTOR, "#links path")}
+        drawn = [int(b.get_attribute("data-index")) for b in browser.find_elements(By.CSS_SELECTOR, "#layers .layer")]
+        expected_links = {(j, i) for k, i in enumerate(drawn) for j in model.producers()[i]
+                          if j in drawn and (k == 0 or drawn[k - 1] != j)}
+        assert links == expected_links and (names.index("b"), names.index("sum")) in links, (links, drawn)
         canvas = browser.find_elements(By.CSS_SELECTOR, f'canvas.map[data-layer="{names.index("sum")}"]')[1]
         ActionChains(browser).move_to_element_with_offset(canvas, 3, 3).click().perform()
         wait_for(browser, "return document.getElementById('panel').dataset.cell")

@@ -184,6 +184,7 @@ function drawLayers() {
   root.replaceChildren();
   for (const layer of state.layers) {
     const box = el("div", { className: "layer" });
+    box.dataset.index = layer.index;
     const [h, w, c] = layer.shape;
     box.append(el("h3", {}, `${layer.name} (${layer.type}) ${h}x${w}x${c}${layer.note ? " - " + layer.note : ""}`));
     const reads = readsText(layer.index);
@@ -209,6 +210,42 @@ function drawLayers() {
     box.append(maps);
     root.append(box);
   }
+  drawLinks();
+}
+
+function drawLinks() {
+  // a graph's connections drawn in the left margin: a line from each layer to every layer that reads it,
+  // wherever it is not simply the next one drawn (skip connections, a branch's two ends)
+  const root = document.getElementById("layers");
+  const old = document.getElementById("links");
+  if (old) old.remove();
+  const boxes = new Map([...root.querySelectorAll(".layer")].map(b => [Number(b.dataset.index), b]));
+  const order = [...boxes.keys()];
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.id = "links";
+  svg.setAttribute("width", "40");
+  svg.setAttribute("height", String(root.scrollHeight));
+  const top = root.getBoundingClientRect().top;
+  let count = 0;
+  for (const [k, index] of order.entries()) {
+    for (const source of state.model.layers[index].inputs) {
+      if (!boxes.has(source) || order[k - 1] === source) continue;
+      const y1 = boxes.get(source).querySelector("h3").getBoundingClientRect().top - top + 9;
+      const y2 = boxes.get(index).querySelector("h3").getBoundingClientRect().top - top + 9;
+      const x = 34 - 7 * (count % 4);  // nested links side by side
+      const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      path.setAttribute("d", `M 38 ${y1} C ${x - 20} ${y1}, ${x - 20} ${y2}, 38 ${y2}`);
+      path.setAttribute("fill", "none");
+      path.setAttribute("stroke", "#d08b00");
+      path.setAttribute("stroke-width", "2");
+      path.dataset.from = source;
+      path.dataset.to = index;
+      svg.append(path);
+      count += 1;
+    }
+  }
+  svg.dataset.links = count;
+  root.prepend(svg);
 }
 
 const MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"];
