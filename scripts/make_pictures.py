@@ -45,12 +45,24 @@ def side_by_side(drawing, seen, out, caption):
     sheet.save(out)
 
 
+def chromium(width, height):
+    """Debian's headless Chromium, driven by Selenium, in a window of this size."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.binary_location = "/usr/bin/chromium"
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
 def explorer_screenshot(model_path, out):
     """`cnn explore` in headless Chromium: a 7 drawn, a convolution cell clicked, the page photographed."""
     import time
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -58,13 +70,7 @@ def explorer_screenshot(model_path, out):
     from cnn.saving import load_model
 
     server, url = serve_in_thread(load_model(model_path))
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1250"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium(1400, 1250)
     try:
         driver.get(url + "/")
         for _ in range(100):
@@ -103,8 +109,6 @@ def explorer_backward_screenshot(model_path, out):
     """The explorer's backward pass in headless Chromium: a test image, its gradient maps, a weight's gradient."""
     import time
 
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
@@ -112,13 +116,7 @@ def explorer_backward_screenshot(model_path, out):
     from cnn.saving import load_model
 
     server, url = serve_in_thread(load_model(model_path))
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1400,1100"):
-        options.add_argument(flag)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium(1400, 1100)
 
     def wait(script):
         for _ in range(300):

@@ -18,6 +18,7 @@ import numpy as np
 from ..images import bright_ink, mnist_style
 from ..layers import Concatenate, Conv2D, Dropout, MaxPooling2D
 from ..layers.merging import _Merge
+from .backward import window_offsets
 from kernels.geometry import window_geometry
 
 MAX_SIDE = 1024  # a drawing's canvas, per side
@@ -233,12 +234,7 @@ class Explorer:
         source = model.producers()[index][0]  # its layer's index, -1 for the input
         engine = float(calls[index][2][0, row, col, channel])
         h, w, cin = below.shape
-        if isinstance(layer, Conv2D):
-            (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
-        else:
-            (kh, kw), (sh, sw), (dh, dw) = layer.pool_size, layer.strides, (1, 1)
-        _, pt, _ = window_geometry(h, (kh - 1) * dh + 1, sh, layer.padding)
-        _, pl, _ = window_geometry(w, (kw - 1) * dw + 1, sw, layer.padding)
+        kh, kw, sh, sw, dh, dw, pt, pl = window_offsets(layer, h, w)
         ys = [row * sh - pt + a * dh for a in range(kh)]
         xs = [col * sw - pl + b * dw for b in range(kw)]
         inside = [[0 <= y < h and 0 <= x_ < w for x_ in xs] for y in ys]

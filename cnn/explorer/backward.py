@@ -127,7 +127,8 @@ def _grad_at(record, layer):
     return None
 
 
-def _window_offsets(layer, h, w):
+def window_offsets(layer, h, w):
+    """A Conv2D's or a pool's window over (h, w) inputs: (kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
     if isinstance(layer, Conv2D):
         (kh, kw), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation_rate
     else:
@@ -171,7 +172,7 @@ def weight_gradient(record, index, weight, position):
     elif isinstance(layer, Conv2D) and weight == "kernel":
         a, b, c, f = position
         h, w, _ = below.shape
-        kh, kw, sh, sw, dh, dw, pt, pl = _window_offsets(layer, h, w)
+        kh, kw, sh, sw, dh, dw, pt, pl = window_offsets(layer, h, w)
         group = f // (layer.filters // layer.groups)
         channel = group * layer.params["kernel"].shape[2] + c
         oh, ow = dz.shape[:2]
@@ -208,7 +209,7 @@ def input_gradient(record, index, row, col, channel):
     if isinstance(layer, Conv2D):
         dz = record.dz[layer.name][0]
         kernel = layer.params["kernel"].astype(np.float64)
-        kh, kw, sh, sw, dh, dw, pt, pl = _window_offsets(layer, h, w)
+        kh, kw, sh, sw, dh, dw, pt, pl = window_offsets(layer, h, w)
         per_group = kernel.shape[2]
         group, c = channel // per_group, channel % per_group
         out_group = layer.filters // layer.groups
@@ -227,7 +228,7 @@ def input_gradient(record, index, row, col, channel):
                 "window's dL/dz")
     elif isinstance(layer, MaxPooling2D):
         dout = record.out[layer.name][0]
-        kh, kw, sh, sw, dh, dw, pt, pl = _window_offsets(layer, h, w)
+        kh, kw, sh, sw, dh, dw, pt, pl = window_offsets(layer, h, w)
         oh, ow = dout.shape[:2]
         for i in range(oh):
             for j in range(ow):

@@ -56,13 +56,9 @@ class AffineAugmentation(Layer, register=False):
         if interpolation not in INTERPOLATIONS:
             raise InputError(f"{name}: interpolation={interpolation!r} must be one of "
                              f"{', '.join(map(repr, INTERPOLATIONS))}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InputError(f"{name}: seed must be None or an int >= 0, got {seed!r}")
         self.fill_mode, self.interpolation = fill_mode, interpolation
         self.fill_value = number(fill_value, "fill_value")
-        self.seed = None if seed is None else int(seed)
-        if self.seed is not None:
-            self.rng = np.random.default_rng(self.seed)
+        self._own_seed(seed)
         self._cache = None
 
     def compute_output_shape(self, input_shape):

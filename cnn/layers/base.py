@@ -375,6 +375,15 @@ class Layer:
     def backward(self, dout):
         return dout
 
+    def _own_seed(self, seed):
+        """Keras's ``seed=`` of a random layer: None (the engine's seeded generators, ``cnn.set_seed``) or
+        an int >= 0, which gives the layer a generator of its own."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise InputError(f"{type(self).__name__}: seed must be None or an int >= 0, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
+        if self.seed is not None:
+            self.rng = np.random.default_rng(self.seed)
+
     def _check_input(self, x):
         if x.shape[1:] != self.input_shape:
             raise InputError(

@@ -48,11 +48,7 @@ class RandomBrightness(Layer):
         if low == high:
             raise InputError(f"RandomBrightness: value_range must be (low, high) with low < high, got {value_range!r}")
         self.value_range = [low, high]
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InputError(f"RandomBrightness: seed must be None or an int >= 0, got {seed!r}")
-        self.seed = None if seed is None else int(seed)
-        if self.seed is not None:
-            self.rng = np.random.default_rng(self.seed)
+        self._own_seed(seed)
         self._inside = None
 
     def compute_output_shape(self, input_shape):

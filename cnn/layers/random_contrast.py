@@ -49,11 +49,7 @@ class RandomContrast(Layer):
                 or number(value_range[0], "value_range") >= number(value_range[1], "value_range")):
             raise InputError(f"RandomContrast: value_range must be (low, high) with low < high, got {value_range!r}")
         self.value_range = [float(v) for v in value_range]
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InputError(f"RandomContrast: seed must be None or an int >= 0, got {seed!r}")
-        self.seed = None if seed is None else int(seed)
-        if self.seed is not None:
-            self.rng = np.random.default_rng(self.seed)
+        self._own_seed(seed)
         self._factors = None
 
     def compute_output_shape(self, input_shape):

@@ -47,11 +47,7 @@ class RandomCrop(Layer):
         super().__init__(**kwargs)
         channels_last(data_format)
         self.height, self.width = positive_int(height, "height"), positive_int(width, "width")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InputError(f"RandomCrop: seed must be None or an int >= 0, got {seed!r}")
-        self.seed = None if seed is None else int(seed)
-        if self.seed is not None:
-            self.rng = np.random.default_rng(self.seed)
+        self._own_seed(seed)
         self.last_window = None
         self._cache = None
 

@@ -37,11 +37,8 @@ class RandomFlip(Layer):
         channels_last(data_format)
         if mode not in MODES:
             raise InputError(f"RandomFlip: mode={mode!r} must be one of {', '.join(map(repr, MODES))}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise InputError(f"RandomFlip: seed must be None or an int >= 0, got {seed!r}")
-        self.mode, self.seed = mode, None if seed is None else int(seed)
-        if self.seed is not None:
-            self.rng = np.random.default_rng(self.seed)
+        self.mode = mode
+        self._own_seed(seed)
         self._flips = None
 
     def compute_output_shape(self, input_shape):

@@ -216,16 +216,16 @@ function drawLayers() {
 function drawLinks() {
   // a graph's connections drawn in the left margin: a line from each layer to every layer that reads it,
   // wherever it is not simply the next one drawn (skip connections, a branch's two ends)
-  const root = document.getElementById("layers");
-  const old = document.getElementById("links");
+  const root = document.getElementById("layers"), column = document.getElementById("layers-col");
+  const old = document.getElementById("links");  // beside the maps, not among them: #layers holds text only
   if (old) old.remove();
   const boxes = new Map([...root.querySelectorAll(".layer")].map(b => [Number(b.dataset.index), b]));
   const order = [...boxes.keys()];
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.id = "links";
   svg.setAttribute("width", "40");
-  svg.setAttribute("height", String(root.scrollHeight));
-  const top = root.getBoundingClientRect().top;
+  svg.setAttribute("height", String(column.scrollHeight));
+  const top = column.getBoundingClientRect().top;
   let count = 0;
   for (const [k, index] of order.entries()) {
     for (const source of state.model.layers[index].inputs) {
@@ -245,7 +245,7 @@ function drawLinks() {
     }
   }
   svg.dataset.links = count;
-  root.prepend(svg);
+  column.prepend(svg);
 }
 
 const MERGES = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"];
