@@ -692,8 +692,9 @@ class Model(Sequential):
     @blas_held
     def __call__(self, x, training=False):
         if is_symbolic(x):
-            raise NotInEngineError("a model called on symbolic tensors (a model used as a layer) is not in this "
-                                   "engine yet; call its layers on the tensors instead")
+            from .nested import as_layer
+
+            as_layer(self)  # refused by name: a functional model used as a layer (a Sequential can be)
         return self._forward(self._check_x(_as_input(x)), training=training)
 
     def get_config(self):

@@ -482,11 +482,41 @@ class Sequential:
         y = self._check_y(y, _count(y_pred))
         return float(self._loss(y_pred, y) + self._regularization(with_gradients=False))
 
+    def __call__(self, x, training=None):
+        """``model(x)``: the outputs for one batch, as Keras's ``model(x)``; on a symbolic tensor, the
+        model used as a layer of a functional model (:mod:`cnn.nested`)."""
+        from .functional import call_layer, is_symbolic
+
+        if is_symbolic(x):
+            from .nested import as_layer
+
+            return call_layer(as_layer(self, training), x)
+        return self._call_on_data(x, bool(training))
+
     @blas_held
-    def __call__(self, x, training=False):
-        """``model(x)``: the outputs for one batch, as Keras's ``model(x)``."""
+    def _call_on_data(self, x, training):
         x = self._check_x(np.asarray(x))
         return self._forward(x, training=training)
+
+    @property
+    def trainable(self):
+        """False freezes every layer (and runs BatchNormalization in inference mode), as Keras's model.trainable."""
+        return self.__dict__.get("_trainable", True)
+
+    @trainable.setter
+    def trainable(self, value):
+        self.__dict__["_trainable"] = bool(value)
+        for layer in self.layers:
+            layer.trainable = bool(value)
+
+    def _backward_from(self, grad, need_dx):
+        """The backward pass from the gradient of the model's output (the model used as a layer):
+        every layer's weight gradients, and the input's gradient when ``need_dx``."""
+        for i, layer in enumerate(self.layers):
+            layer.needs_input_gradient = i > 0 or need_dx
+        for _, step in _backward_steps(self.layers[::-1]):
+            grad = step(grad)
+        return grad if need_dx else None
 
     # ------------------------------------------------------------ Keras API
     @blas_held
