@@ -138,8 +138,10 @@ def _check(proto, path):
 
 # ---------------------------------------------------------------- building
 def _attrs(node):
+    """A node's attributes by name, a string attribute as text (ONNX stores them as bytes)."""
     onnx = _onnx()
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    values = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in values.items()}
 
 
 class _Tensor:
@@ -318,11 +320,10 @@ class _Importer:
             self.tensors[node.output[0]] = self.tensor(node.input[0], node)
 
     # -- convolutions
-    def _padding(self, node, x, kernel, strides, dilations, a, pooling=False):
+    def _padding(self, node, x, kernel, strides, dilations, a):
         """('same' | 'valid', zero pads ((t, b), (l, r)) to put before, or None) for ONNX's pads."""
         h, w = x.shape[2:]
-        auto = a.get("auto_pad", b"NOTSET")
-        auto = auto.decode() if isinstance(auto, bytes) else auto
+        auto = a.get("auto_pad", "NOTSET")
         if auto == "VALID":
             return "valid", None
         if auto in ("SAME_UPPER", "SAME_LOWER"):
@@ -492,8 +493,7 @@ class _Importer:
         self._named(node, "hard_sigmoid")
 
     def op_Gelu(self, node, a):
-        approximate = a.get("approximate", b"none")
-        if (approximate.decode() if isinstance(approximate, bytes) else approximate) != "none":
+        if a.get("approximate", "none") != "none":
             raise self.fail(node, "the tanh approximation of GELU is not in the engine (the exact one is)")
         self._named(node, "gelu")
 
@@ -551,7 +551,7 @@ class _Importer:
         strides, dilations = self._window(node, a, kernel)
         if dilations != (1, 1):
             raise self.fail(node, "dilated pooling is not in the engine")
-        padding, zero = self._padding(node, x, kernel, strides, (1, 1), a, pooling=True)
+        padding, zero = self._padding(node, x, kernel, strides, (1, 1), a)
         if zero is not None:
             raise self.fail(node, f"pads {list(a.get('pads'))} are not Keras's 'same' for this input; the engine's "
                                   "pools pad as Keras does only")
@@ -674,8 +674,7 @@ class _Importer:
         from . import layers
 
         x = self.tensor(node.input[0], node)
-        mode = a.get("mode", b"constant")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
+        mode = a.get("mode", "constant")
         pads = a.get("pads") if self.opset < 11 else self.const(node.input[1], node, "constant pads").tolist()
         value = a.get("value", 0.0) if self.opset < 11 else (
             float(self.const(node.input[2], node)) if len(node.input) > 2 and node.input[2] else 0.0)
@@ -703,12 +702,9 @@ class _Importer:
             out_h, out_w = int(np.floor(h * scales[2])), int(np.floor(w * scales[3]))
         else:
             raise self.fail(node, "scales or sizes must be constants of an NCHW image, the batch and channels kept")
-        mode = a.get("mode", b"nearest")
-        mode = mode.decode() if isinstance(mode, bytes) else mode
-        transform = a.get("coordinate_transformation_mode", b"half_pixel")
-        transform = transform.decode() if isinstance(transform, bytes) else transform
-        nearest = a.get("nearest_mode", b"round_prefer_floor")
-        nearest = nearest.decode() if isinstance(nearest, bytes) else nearest
+        mode = a.get("mode", "nearest")
+        transform = a.get("coordinate_transformation_mode", "half_pixel")
+        nearest = a.get("nearest_mode", "round_prefer_floor")
         name = self.layer_name(node)
         whole = out_h % h == 0 and out_w % w == 0
         if mode == "nearest" and transform == "asymmetric" and nearest == "floor" and whole:

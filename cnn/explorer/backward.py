@@ -120,13 +120,6 @@ def _layer(record, index):
     return layer, ins[0][0], out[0]
 
 
-def _grad_at(record, layer):
-    """dL/d(output) of ``layer`` (the softmax output's comes as dL/dz: the fused cross-entropy)."""
-    if layer.name in record.out:
-        return record.out[layer.name][0]
-    return None
-
-
 def window_offsets(layer, h, w):
     """A Conv2D's or a pool's window over (h, w) inputs: (kh, kw, sh, sw, dh, dw, pad_top, pad_left)."""
     if isinstance(layer, Conv2D):
