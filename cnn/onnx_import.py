@@ -149,12 +149,14 @@ class _Tensor:
     images); ``chw`` is (C, H, W) when the features of a 2-D tensor are an NCHW
     image flattened in ONNX's order (the Dense that reads it permutes its rows)."""
 
-    def __init__(self, value, shape, chw=None):
-        self.value, self.shape, self.chw = value, tuple(shape), chw
+    def __init__(self, value, shape, chw=None, nhwc=False):
+        self.value, self.shape, self.chw, self.nhwc = value, tuple(shape), chw, nhwc
 
     @property
     def image(self):
-        return len(self.shape) == 4
+        """An NCHW image (ONNX's layout for Conv); ``nhwc`` marks a 4-D tensor already in the engine's
+        order (the engine's own exports keep NHWC between the Transposes around each convolution)."""
+        return len(self.shape) == 4 and not self.nhwc
 
 
 def _same_pads(size, kernel, stride, dilation):
@@ -224,10 +226,12 @@ class _Importer:
         shape = (None, *engine_shape)
         return (None, shape[3], shape[1], shape[2]) if image and len(shape) == 4 else shape
 
-    def put(self, node, value, image=None, chw=None, index=0):
-        image = self.tensor(node.input[0], node).image if image is None else image
+    def put(self, node, value, image=None, chw=None, nhwc=None, index=0):
+        first = self.tensors.get(node.input[0])
+        image = (first is not None and first.image) if image is None else image
+        nhwc = (first is not None and first.nhwc and not image) if nhwc is None else nhwc
         shape = self.onnx_shape(tuple(value.sample_shape), image)
-        self.tensors[node.output[index]] = _Tensor(value, shape, chw)
+        self.tensors[node.output[index]] = _Tensor(value, shape, chw, nhwc)
 
     # -- the model
     def model(self):
@@ -241,14 +245,20 @@ class _Importer:
             if value_info.name in self.consts:
                 continue
             dims = [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
-            if len(dims) not in (2, 4) or any(d is None or d <= 0 for d in dims[1:]):
+            own = self.proto.producer_name == "cnn-from-scratch"  # the engine's own order, whatever the rank
+            if (len(dims) not in (2, 4) and not (own and len(dims) >= 2)) or any(d is None or d <= 0
+                                                                                for d in dims[1:]):
                 raise ModelFileError(f"{self.path}: input {value_info.name!r} has shape {dims}; the engine takes "
                                      "(N, C, H, W) images or (N, features) rows with the sizes after N fixed")
-            sample = (dims[2], dims[3], dims[1]) if len(dims) == 4 else (dims[1],)
+            readers = self.consumers.get(value_info.name, [])
+            # NHWC: a file the engine wrote (its interface is NHWC), or every reader transposes it to NCHW
+            nhwc = len(dims) == 4 and (own or bool(readers) and all(
+                r.op_type == "Transpose" and list(_attrs(r).get("perm", [])) == [0, 3, 1, 2] for r in readers))
+            sample = (dims[2], dims[3], dims[1]) if len(dims) == 4 and not nhwc else tuple(dims[1:])
             name = self.layer_name(value_info.name or "input")
             tensor = layers.Input(sample, name=name)
             inputs.append(tensor)
-            self.tensors[value_info.name] = _Tensor(tensor, (None, *dims[1:]))
+            self.tensors[value_info.name] = _Tensor(tensor, (None, *dims[1:]), nhwc=nhwc)
         if not inputs:
             raise ModelFileError(f"{self.path}: the graph has no input that is not a weight")
         for node in self.graph.node:
@@ -307,11 +317,46 @@ class _Importer:
     op_Squeeze = op_Cast = op_Unsqueeze
 
     def op_Slice(self, node, a):
+        if node.input[0] in self.tensors:
+            return self._crop(node)
         if node.input[0] not in self.shape_values:
             raise self.fail(node, "a Slice the engine reads only as part of shape arithmetic")
         values = self.shape_values[node.input[0]]
         starts, ends = (int(self._shape_value(name, node)[0]) for name in node.input[1:3])
         self.shape_values[node.output[0]] = values[starts:min(ends, len(values))]
+
+    def op_Transpose(self, node, a):
+        """NHWC <-> NCHW around a convolution (how the engine exports): the same engine tensor."""
+        x = self.tensor(node.input[0], node)
+        perm = list(a.get("perm", []))
+        if x.nhwc and perm == [0, 3, 1, 2]:
+            n, h, w, c = x.shape
+            self.tensors[node.output[0]] = _Tensor(x.value, (n, c, h, w))
+        elif x.image and perm == [0, 2, 3, 1]:
+            n, c, h, w = x.shape
+            self.tensors[node.output[0]] = _Tensor(x.value, (n, h, w, c), nhwc=True)
+        else:
+            raise self.fail(node, f"a transpose {perm} of a {len(x.shape)}-D tensor; the engine reads only the "
+                                  "NHWC <-> NCHW pair around a convolution")
+
+    def _crop(self, node):
+        """A Slice of an image's height and width (steps 1): Cropping2D."""
+        from . import layers
+
+        x = self.tensor(node.input[0], node)
+        if len(x.shape) != 4 or len(node.input) < 4 or (len(node.input) > 4 and node.input[4]):
+            raise self.fail(node, "a slice the engine reads only over an image's height and width, steps of 1")
+        starts, ends, axes = (self._shape_value(name, node) for name in node.input[1:4])
+        spatial = [1, 2] if x.nhwc else [2, 3]
+        if sorted(int(v) % 4 for v in axes) != spatial:
+            raise self.fail(node, f"a slice over axes {axes}; the engine crops an image's height and width")
+        box = {}
+        for axis, start, end in zip(axes, starts, ends):
+            size = x.shape[int(axis) % 4]
+            start, end = max(0, min(int(start), size)), max(0, min(int(end), size))
+            box[int(axis) % 4] = (start, size - end)
+        layer = layers.Cropping2D((box[spatial[0]], box[spatial[1]]), name=self.layer_name(node))
+        self.put(node, self.apply(layer, x.value, node))
 
     def op_Identity(self, node, a):
         if node.input[0] in self.consts:
@@ -403,9 +448,12 @@ class _Importer:
         strides, dilations = self._window(node, a, (kh, kw))
         pads, extra = list(a.get("pads", [0, 0, 0, 0])), list(a.get("output_padding", [0, 0]))
         h, wd = x.shape[2:]
-        for padding in ("valid", "same"):
+        candidates = [(padding, op) for padding in ("valid", "same")
+                      for op in [None] + [(i, j) for i in range(strides[0]) for j in range(strides[1])]]
+        for padding, output_padding in candidates:  # Keras's settings whose pads these are
             try:
-                if transpose_pads(h, wd, (kh, kw, out_c, cin), strides, padding, None, dilations) == (pads, extra):
+                if transpose_pads(h, wd, (kh, kw, out_c, cin), strides, padding, output_padding,
+                                  dilations) == (pads, extra):
                     break
             except ValueError:
                 continue
@@ -413,7 +461,8 @@ class _Importer:
             raise self.fail(node, f"pads {pads} with output_padding {extra} are neither Keras's 'valid' nor 'same' "
                                   "for this input; Conv2DTranspose takes only those")
         layer = layers.Conv2DTranspose(out_c, (kh, kw), strides=strides, padding=padding, dilation_rate=dilations,
-                                       use_bias=bias is not None, name=self.layer_name(node))
+                                       output_padding=output_padding, use_bias=bias is not None,
+                                       name=self.layer_name(node))
         weights = [w.transpose(2, 3, 1, 0)] + ([bias] if bias is not None else [])
         self.put(node, self.apply(layer, x.value, node, weights), image=True)
 
@@ -526,7 +575,8 @@ class _Importer:
 
         x = self.tensor(node.input[0], node)
         axis = int(a.get("axis", 1 if self.opset < 13 else -1))
-        if axis % len(x.shape) != 1 or (self.opset < 13 and len(x.shape) != 2):
+        channels = 3 if x.nhwc else 1
+        if axis % len(x.shape) != channels or (self.opset < 13 and len(x.shape) != 2):
             raise self.fail(node, f"softmax over axis {axis} of a {len(x.shape)}-D tensor; the engine's runs over "
                                   "the features (or the channels of an image)")
         self._activation(node, layers.Softmax(axis=-1, name=self.layer_name(node)))
@@ -578,10 +628,10 @@ class _Importer:
 
     def _global(self, node, cls, keepdims=True):
         x = self.tensor(node.input[0], node)
-        if not x.image:
+        if len(x.shape) != 4:
             raise self.fail(node, "global pooling of a tensor that is not an image")
         layer = cls(keepdims=keepdims, name=self.layer_name(node))
-        self.put(node, self.apply(layer, x.value, node), image=keepdims)
+        self.put(node, self.apply(layer, x.value, node), image=keepdims and x.image, nhwc=keepdims and x.nhwc)
 
     def op_GlobalAveragePool(self, node, a):
         from . import layers
@@ -598,7 +648,8 @@ class _Importer:
         if axes is None and len(node.input) > 1 and node.input[1]:
             axes = self.const(node.input[1], node).tolist()
         x = self.tensor(node.input[0], node)
-        if not x.image or sorted(int(v) % 4 for v in (axes or [])) != [2, 3]:
+        spatial = [1, 2] if x.nhwc else [2, 3]
+        if len(x.shape) != 4 or sorted(int(v) % 4 for v in (axes or [])) != spatial:
             raise self.fail(node, f"a reduction over axes {axes}; the engine reads one over an image's height and "
                                   "width (global pooling)")
         self._global(node, cls, keepdims=bool(a.get("keepdims", 1)))
@@ -631,6 +682,10 @@ class _Importer:
     def _flatten(self, node, x):
         from . import layers
 
+        if x.nhwc:  # already the engine's order
+            value = self.apply(layers.Flatten(name=self.layer_name(node)), x.value, node)
+            self.put(node, value, image=False, nhwc=False)
+            return
         if not x.image:
             self.tensors[node.output[0]] = x
             return
@@ -654,7 +709,15 @@ class _Importer:
             if batch_ok and rest is not None and (rest == features or (rest == -1 and batch != -1)):
                 self._flatten(node, x)
                 return
-        raise self.fail(node, f"a reshape of {x.shape} to {target}; the engine reads reshapes to (N, features)")
+        if not x.image and len(target) >= 2 and target[0] in (None, -1, 0) and all(
+                v is not None and (v > 0 or v == -1) for v in target[1:]) and target[1:].count(-1) <= 1:
+            from . import layers  # the engine's own order on both sides: a Reshape of the samples
+
+            value = self.apply(layers.Reshape(tuple(target[1:]), name=self.layer_name(node)), x.value, node)
+            self.put(node, value, image=False, nhwc=False)
+            return
+        raise self.fail(node, f"a reshape of {x.shape} to {target}; the engine reads reshapes to (N, features), "
+                              "or of tensors already in its own order")
 
     def op_Concat(self, node, a):
         from . import layers
@@ -664,7 +727,9 @@ class _Importer:
             return
         xs = [self.tensor(name, node) for name in node.input]
         rank = len(xs[0].shape)
-        if int(a["axis"]) % rank != 1 or any(len(x.shape) != rank or x.chw for x in xs):
+        channels = 3 if xs[0].nhwc else 1
+        if int(a["axis"]) % rank != channels or any(len(x.shape) != rank or x.chw or x.nhwc != xs[0].nhwc
+                                                     for x in xs):
             raise self.fail(node, f"a concatenation over axis {a['axis']}; the engine's runs over channels or "
                                   "features")
         layer = layers.Concatenate(axis=-1, name=self.layer_name(node))
@@ -680,12 +745,14 @@ class _Importer:
             float(self.const(node.input[2], node)) if len(node.input) > 2 and node.input[2] else 0.0)
         if len(node.input) > 3 and node.input[3]:
             raise self.fail(node, "pads over chosen axes are not read")
-        if mode != "constant" or value != 0 or not x.image or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) \
+        kept = (0, 3, 4, 7) if x.nhwc else (0, 1, 4, 5)  # the batch and the channels, not padded
+        if mode != "constant" or value != 0 or len(x.shape) != 4 or len(pads) != 8 or any(pads[i] for i in kept) \
                 or min(pads) < 0:
             raise self.fail(node, f"mode {mode!r}, value {value}, pads {pads}: the engine pads images with zeros "
                                   "around their height and width (ZeroPadding2D)")
-        layer = layers.ZeroPadding2D(((pads[2], pads[6]), (pads[3], pads[7])), name=self.layer_name(node))
-        self.put(node, self.apply(layer, x.value, node), image=True)
+        (t, l, b, r) = (pads[1], pads[2], pads[5], pads[6]) if x.nhwc else (pads[2], pads[3], pads[6], pads[7])
+        layer = layers.ZeroPadding2D(((t, b), (l, r)), name=self.layer_name(node))
+        self.put(node, self.apply(layer, x.value, node))
 
     def op_Resize(self, node, a):
         from . import layers
@@ -695,7 +762,10 @@ class _Importer:
             raise self.fail(node, "a resize of a tensor that is not an image")
         h, w = x.shape[2:]
         scales = self.consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        sizes = self.consts.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
+        sizes = None
+        if len(node.input) > 3 and node.input[3]:
+            known = self._shape_value(node.input[3], node)
+            sizes = np.array([-1 if v is None else v for v in known])
         if sizes is not None and sizes.size == 4:
             out_h, out_w = int(sizes[2]), int(sizes[3])
         elif scales is not None and scales.size == 4 and scales[0] == scales[1] == 1:
@@ -721,7 +791,7 @@ class _Importer:
     # -- two tensors
     def _merge(self, node, cls):
         xs = [self.tensor(name, node) for name in node.input]
-        if len({len(x.shape) for x in xs}) != 1 or any(x.chw != xs[0].chw for x in xs):
+        if len({len(x.shape) for x in xs}) != 1 or any(x.chw != xs[0].chw or x.nhwc != xs[0].nhwc for x in xs):
             raise self.fail(node, "its inputs are tensors of different kinds")
         layer = cls(name=self.layer_name(node))
         self.put(node, self.apply(layer, [x.value for x in xs], node), image=xs[0].image, chw=xs[0].chw)
@@ -738,6 +808,8 @@ class _Importer:
                 per.append(float(v.reshape(-1)[0]))
             elif x.image and v.ndim >= 3 and v.shape[-2:] == (1, 1) and v.size == x.shape[1]:  # (1, C, 1, 1)
                 per.append(v.reshape(-1).tolist())
+            elif (x.nhwc or len(x.shape) == 2) and v.shape[-1] == x.shape[-1] and v.size == x.shape[-1]:
+                per.append(v.reshape(-1).tolist())  # (C,): one per channel (or feature), the last axis
             else:
                 raise self.fail(node, f"a constant of shape {v.shape}; the engine scales by a number or one per "
                                       "channel (Rescaling)")

@@ -297,3 +297,48 @@ def test_fuzzed_onnx_files_get_the_engines_error_or_a_model(tmp_path):
                 pass
 
     fuzz()
+
+
+@pytest.mark.parametrize("arch", ["chapter", "lenet5", "small_vgg", "resnet8"])
+def test_the_engines_own_exports_come_back_as_engine_models(tmp_path, arch):
+    """engine -> ONNX -> engine: NHWC between the Transposes the export puts around each convolution is read
+    back as the engine's own order; BatchNormalization comes back as its folded per-channel scale and shift."""
+    from cnn import architectures
+
+    cnn.set_seed(2)
+    model = getattr(architectures, arch)()
+    x, y = digits(128)
+    model.fit(x, np.eye(10)[y] if arch == "chapter" else y, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "m.onnx")
+    back = cnn.load_model(tmp_path / "m.onnx")
+    assert back.input_shape == model.input_shape and back.output_shape == model.output_shape
+    np.testing.assert_allclose(back.predict(x), model.predict(x), rtol=1e-4, atol=1e-6)
+    kinds = {type(layer).__name__ for layer in back.layers}
+    assert "Conv2D" in kinds and "Dense" in kinds and not kinds & {"Permute", "Reshape"}
+
+
+def test_every_layer_example_comes_back_equal_or_is_refused_by_name(tmp_path):
+    """engine -> ONNX -> engine over the registry: the same predictions, or a ModelFileError naming the node
+    (the normalization layers' primitive patterns, ReLU's Where, GELU's Erf, a graph that is the identity)."""
+    from cnn.testing import example_input
+    from test_registry import CASES, _model, _perturbed
+
+    back_equal, refused = [], []
+    for cls, example in CASES:
+        cnn.set_seed(0)
+        model, _ = _model(cls, example)
+        _perturbed(model)
+        x = example_input(example, dtype=np.float32)
+        model.save(tmp_path / "m.onnx")
+        try:
+            back = cnn.load_model(tmp_path / "m.onnx")
+        except ModelFileError as err:
+            refused.append((cls.__name__, str(err)))
+            continue
+        np.testing.assert_allclose(back.predict(x), model.predict(x), rtol=1e-4, atol=1e-4 * example.reduction,
+                                   err_msg=f"{cls.__name__} {example.label}")
+        back_equal.append(cls.__name__)
+    assert len(back_equal) >= 100, refused
+    assert {"Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "BatchNormalization", "Resizing",
+            "UpSampling2D", "Concatenate", "Add"} <= set(back_equal)
+    assert all("node" in message or "the output is the input itself" in message for _, message in refused), refused
