@@ -79,6 +79,12 @@ def test_every_gradient_explained_is_the_engines(served):
         e = post(url, "/api/input_gradient", {"input": image, "label": label, "layer": index, "row": h // 2,
                                               "col": w // 2, "channel": c - 1})
         assert e["equal"], e
+    for index in (i for i, layer in enumerate(model.layers) if type(layer).__name__ == "BatchNormalization"):
+        for weight in model.layers[index].trainable_names:  # gamma and beta, in inference mode
+            e = post(url, "/api/gradient", {"input": image, "label": label, "layer": index, "weight": weight,
+                                            "index": [2]})
+            want = float(grads[(model.layers[index].name, weight)][2])
+            assert e["equal"] and e["engine"] == pytest.approx(want, rel=1e-5, abs=1e-9), e
     last = max(i for i, layer in enumerate(model.layers) if type(layer).__name__ == "Dense")
     e = post(url, "/api/gradient", {"input": image, "label": label, "layer": last, "weight": "kernel",
                                     "index": [5, label]})

@@ -147,6 +147,8 @@ def weight_gradient(record, index, weight, position):
     if len(position) != engine_all.ndim or any(not 0 <= p < s for p, s in zip(position, engine_all.shape)):
         raise ValueError(f"{weight} has shape {list(engine_all.shape)}; {list(position)} is outside it")
     engine = float(engine_all[position])
+    if type(layer).__name__ == "BatchNormalization":
+        return _batch_norm_gradient(record, index, layer, below, weight, position, engine)
     dz = record.dz[layer.name][0]
     terms = []
     if weight == "bias":
@@ -184,6 +186,30 @@ def weight_gradient(record, index, weight, position):
             "position": list(position), "rule": rule, "count": len(terms), "terms": _top(terms), "sum": total,
             "engine": engine, "equal": bool(np.isclose(total, engine, rtol=1e-4, atol=1e-7)),
             "loss": float(record.loss)}
+
+
+def _batch_norm_gradient(record, index, layer, below, weight, position, engine):
+    """BatchNormalization's gamma and beta in inference mode (the explorer's backward pass): out = gamma * x_hat
+    + beta with x_hat = (x - moving_mean) / sqrt(moving_variance + epsilon), so dL/dgamma sums dL/dout * x_hat
+    over every position of the channel and dL/dbeta sums dL/dout."""
+    (c,) = position
+    dout = record.out[layer.name][0]
+    mean, variance = (float(layer.params[name][c]) for name in ("moving_mean", "moving_variance"))
+    x_hat = (below[..., c].astype(np.float64) - mean) / np.sqrt(variance + layer.epsilon)
+    cells = list(np.ndindex(dout.shape[:-1]))
+    if weight == "gamma":
+        terms = [{"at": list(cell), "input": float(x_hat[cell]), "grad": float(dout[cell + (c,)]),
+                  "product": float(x_hat[cell]) * float(dout[cell + (c,)])} for cell in cells]
+        rule = (f"the sum over every position of channel {c} of x_hat = (x - {mean:.4g}) / sqrt({variance:.4g} + "
+                f"{layer.epsilon:g}) (the moving statistics: inference mode) times dL/dout")
+    else:
+        terms = [{"at": list(cell), "input": 1.0, "grad": float(dout[cell + (c,)]),
+                  "product": float(dout[cell + (c,)])} for cell in cells]
+        rule = f"the sum of dL/dout over every position of channel {c} (beta is added at each)"
+    total = float(sum(t["product"] for t in terms))
+    return {"kind": "weight_gradient", "layer": index, "name": layer.name, "weight": weight, "position": [c],
+            "rule": rule, "count": len(terms), "terms": _top(terms), "sum": total, "engine": engine,
+            "equal": bool(np.isclose(total, engine, rtol=1e-4, atol=1e-7)), "loss": float(record.loss)}
 
 
 def input_gradient(record, index, row, col, channel):
