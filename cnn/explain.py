@@ -86,6 +86,16 @@ def show_slices(array, label):
         show(array[:, :, k])
 
 
+def _checked_dout(dout, oh, ow, n_filters):
+    """--dout for an (oh, ow, n_filters) output: all ones when not given."""
+    if dout is None:
+        return np.ones((oh, ow, n_filters))
+    if dout.shape != (oh, ow, n_filters):
+        raise ExplainError(f"--dout must be {oh}x{ow}" + (f" x {n_filters} filters ('|'-separated)"
+                                                           if n_filters > 1 else "") + f", got {dout.shape}")
+    return dout
+
+
 def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, dout=None):
     """Print the worked convolution; return 0 when every number agrees with the engine.
 
@@ -187,11 +197,7 @@ def explain(image, filters, stride=1, dilation=1, padding="1", backward=False, d
         return 0
 
     # ---------------------------------------------------------------- backward
-    if dout is None:
-        dout = np.ones((oh, ow, n_filters))
-    elif dout.shape != (oh, ow, n_filters):
-        raise ExplainError(f"--dout must be {oh}x{ow}" + (f" x {n_filters} filters ('|'-separated)"
-                                                           if n_filters > 1 else "") + f", got {dout.shape}")
+    dout = _checked_dout(dout, oh, ow, n_filters)
     print("\nBackward pass. Given dL/dout, the gradient of the loss with respect to each output cell:")
     show_slices(dout, "filter")
     flat_dout = dout.reshape(-1, n_filters)
@@ -344,11 +350,7 @@ def explain_transpose(image, filters, stride=1, padding="valid", backward=False,
     if status or not backward:
         return status
 
-    if dout is None:
-        dout = np.ones((out_h, out_w, n_filters))
-    elif dout.shape != (out_h, out_w, n_filters):
-        raise ExplainError(f"--dout must be {out_h}x{out_w}" + (f" x {n_filters} filters ('|'-separated)"
-                                                               if n_filters > 1 else "") + f", got {dout.shape}")
+    dout = _checked_dout(dout, out_h, out_w, n_filters)
     print("\nBackward pass. Given dL/dout:")
     show_slices(dout, "filter")
     print("dL/dx: each input value reached one output window, so its gradient is the sum of that window's "

@@ -102,6 +102,25 @@ def run_table(doc):
     return "\n".join(lines)
 
 
+def _pair(r, bold=False):
+    """A run's median forward / dW+dx ms (or what stands in its place)."""
+    if not isinstance(r, dict):
+        return "-" if r is None else str(r)
+    text = f"{r['forward']['median']:.2f} / {r['dW+dx']['median']:.2f}"
+    return f"**{text}**" if bold else text
+
+
+def _versus(ours, runs):
+    """The faster peer's time over ours, forward and forward + dW + dx, and whether we are behind in either."""
+    peers = [r for k, r in runs.items() if k in ("torch", "tensorflow") and isinstance(r, dict)]
+    if not ours or not peers:
+        return "-", False
+    fwd = min(p["forward"]["median"] for p in peers) / ours["forward"]["median"]
+    both = min(p["forward"]["median"] + p["dW+dx"]["median"] for p in peers) / (
+        ours["forward"]["median"] + ours["dW+dx"]["median"])
+    return f"{fwd:.2f}x / {both:.2f}x", fwd < 1 or both < 1
+
+
 def conv_table(doc):
     """benchmarks/conv_layers.py's result: each layer and batch, the engine's
     algorithms and the peers (medians, ms), the algorithm the layers pick in
@@ -109,12 +128,6 @@ def conv_table(doc):
     lines = ["| layer, batch | engine im2col fwd / dW+dx | engine Winograd fwd / dW+dx | PyTorch fwd / dW+dx "
              "| TensorFlow fwd / dW+dx | picked vs the faster peer, fwd / fwd+dW+dx |",
              "| --- | --- | --- | --- | --- | --- |"]
-
-    def pair(r, bold=False):
-        if not isinstance(r, dict):
-            return "-" if r is None else str(r)
-        text = f"{r['forward']['median']:.2f} / {r['dW+dx']['median']:.2f}"
-        return f"**{text}**" if bold else text
 
     behind = 0
     plain = [row for row in doc["rows"] if row.get("kind", "conv") == "conv"]
@@ -124,16 +137,9 @@ def conv_table(doc):
         runs = row["runs"]
         picked = next((r for k, r in runs.items() if k.startswith("engine") and isinstance(r, dict)
                        and r.get("picked")), None)
-        peers = [r for k, r in runs.items() if k in ("torch", "tensorflow") and isinstance(r, dict)]
-        if picked and peers:
-            fwd = min(p["forward"]["median"] for p in peers) / picked["forward"]["median"]
-            both = min(p["forward"]["median"] + p["dW+dx"]["median"] for p in peers) / (
-                picked["forward"]["median"] + picked["dW+dx"]["median"])
-            behind += fwd < 1 or both < 1
-            versus = f"{fwd:.2f}x / {both:.2f}x"
-        else:
-            versus = "-"
-        cells = [pair(runs.get(name), bool(isinstance(runs.get(name), dict) and runs[name].get("picked")))
+        versus, slower = _versus(picked, runs)
+        behind += slower
+        cells = [_pair(runs.get(name), bool(isinstance(runs.get(name), dict) and runs[name].get("picked")))
                  for name in ("engine im2col", "engine winograd", "torch", "tensorflow")]
         lines.append(f"| {row['layer']}, {row['batch']} | " + " | ".join(cells) + f" | {versus} |")
     rows = sum(not r.get("left_out") for r in plain)
@@ -153,19 +159,9 @@ def layers_table(doc):
     for row in rows:
         runs = row["runs"]
         name, ours = next((k, r) for k, r in runs.items() if k.startswith("engine") and isinstance(r, dict))
-        peers = [r for k, r in runs.items() if k in ("torch", "tensorflow") and isinstance(r, dict)]
-        cells = []
-        for r in (runs.get("torch"), runs.get("tensorflow")):
-            cells.append(f"{r['forward']['median']:.2f} / {r['dW+dx']['median']:.2f}" if isinstance(r, dict)
-                         else "-" if r is None else str(r))
-        if peers:
-            fwd = min(p["forward"]["median"] for p in peers) / ours["forward"]["median"]
-            both = min(p["forward"]["median"] + p["dW+dx"]["median"] for p in peers) / (
-                ours["forward"]["median"] + ours["dW+dx"]["median"])
-            behind += fwd < 1 or both < 1
-            versus = f"{fwd:.2f}x / {both:.2f}x"
-        else:
-            versus = "-"
+        cells = [_pair(runs.get("torch")), _pair(runs.get("tensorflow"))]
+        versus, slower = _versus(ours, runs)
+        behind += slower
         algorithm = name.removeprefix("engine ")
         lines.append(f"| {row['layer']}, {row['batch']} | {ours['forward']['median']:.2f} / "
                      f"{ours['dW+dx']['median']:.2f} ({algorithm}) | " + " | ".join(cells) + f" | {versus} |")

@@ -375,6 +375,12 @@ class Layer:
     def backward(self, dout):
         return dout
 
+    def _image_samples(self, input_shape):
+        """Refuse samples that are not images (height, width, channels), naming the layer."""
+        if len(input_shape) != 3:
+            raise InputError(f"{type(self).__name__} layer {self.name!r} needs samples (height, width, channels), "
+                             f"got {tuple(input_shape)}")
+
     def _own_seed(self, seed):
         """Keras's ``seed=`` of a random layer: None (the engine's seeded generators, ``cnn.set_seed``) or
         an int >= 0, which gives the layer a generator of its own."""

@@ -3,7 +3,6 @@ import numpy as np
 
 from kernels.resample import aspect_box, crop_resize_forward, resize_backward
 
-from ..errors import InputError
 from .base import Example, Layer, channels_last, positive_int
 
 
@@ -31,9 +30,7 @@ class CenterCrop(Layer):
         self._cache = None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"CenterCrop layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return (self.height, self.width, input_shape[2])
 
     def _start(self):

@@ -26,9 +26,7 @@ class Cropping2D(Layer):
         self.cropping = sides(cropping, "Cropping2D cropping")
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"Cropping2D layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         (t, b), (l, r) = self.cropping
         h, w = input_shape[0] - t - b, input_shape[1] - l - r
         if h < 1 or w < 1:

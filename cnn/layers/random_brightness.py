@@ -52,9 +52,7 @@ class RandomBrightness(Layer):
         self._inside = None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"RandomBrightness layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return tuple(input_shape)
 
     def forward(self, x, training=False):

@@ -53,9 +53,7 @@ class RandomContrast(Layer):
         self._factors = None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"RandomContrast layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return tuple(input_shape)
 
     def forward(self, x, training=False):

@@ -3,7 +3,6 @@ import numpy as np
 
 from kernels.resample import aspect_box, crop_resize_forward, resize_backward
 
-from ..errors import InputError
 from .base import Example, Layer, channels_last, positive_int
 
 
@@ -52,9 +51,7 @@ class RandomCrop(Layer):
         self._cache = None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"RandomCrop layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return (self.height, self.width, input_shape[2])
 
     def window(self, h, w, training):

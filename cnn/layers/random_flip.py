@@ -42,9 +42,7 @@ class RandomFlip(Layer):
         self._flips = None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"RandomFlip layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return tuple(input_shape)
 
     def _flip(self, x):

@@ -84,9 +84,7 @@ class ZeroPadding2D(Layer):
         self.padding = sides(padding, "ZeroPadding2D padding")
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"ZeroPadding2D layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         (t, b), (l, r) = self.padding
         return (input_shape[0] + t + b, input_shape[1] + l + r, input_shape[2])
 

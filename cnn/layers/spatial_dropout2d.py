@@ -31,9 +31,7 @@ class SpatialDropout2D(Layer):
         self._keep = None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"SpatialDropout2D layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return tuple(input_shape)
 
     def forward(self, x, training=False):

@@ -36,9 +36,7 @@ class UpSampling2D(Layer):
         self.interpolation = interpolation
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise InputError(f"UpSampling2D layer {self.name!r} needs samples (height, width, channels), "
-                             f"got {tuple(input_shape)}")
+        self._image_samples(input_shape)
         return (input_shape[0] * self.size[0], input_shape[1] * self.size[1], input_shape[2])
 
     def forward(self, x, training=False):

@@ -57,6 +57,11 @@ function drawGrid(canvas, values, low, high, scale, colour) {
   }
 }
 
+function cellAt(canvas, event, h, w) {  // the [row, col] of an h x w map that a click on its canvas hit
+  const box = canvas.getBoundingClientRect();
+  return [Math.floor((event.clientY - box.top) / box.height * h), Math.floor((event.clientX - box.left) / box.width * w)];
+}
+
 const gray = t => { const v = Math.round(255 * t); return [v, v, v]; };
 
 function drawInput(canvas, input) {  // the image the model sees: gray (h, w) or colour (h, w, 3), 0..255
@@ -200,11 +205,7 @@ function drawLayers() {
       canvas.dataset.channel = channel;
       canvas.title = `${layer.name} channel ${channel}`;
       drawGrid(canvas, values, layer.min, layer.max, scale, viridis);
-      canvas.addEventListener("click", e => {
-        const r = canvas.getBoundingClientRect();
-        const row = Math.floor((e.clientY - r.top) / r.height * h), col = Math.floor((e.clientX - r.left) / r.width * w);
-        explain(layer.index, row, col, channel);
-      });
+      canvas.addEventListener("click", e => explain(layer.index, ...cellAt(canvas, e, h, w), channel));
       maps.append(canvas);
     });
     box.append(maps);
@@ -419,11 +420,7 @@ async function runBackward() {
       canvas.dataset.layer = layer.index;
       canvas.dataset.channel = channel;
       drawGrid(canvas, values, -layer.limit || -1, layer.limit || 1, scale, diverging);
-      canvas.addEventListener("click", e => {
-        const b = canvas.getBoundingClientRect();
-        const rr = Math.floor((e.clientY - b.top) / b.height * h), cc = Math.floor((e.clientX - b.left) / b.width * w);
-        explainInputGradient(layer.index, rr, cc, channel);
-      });
+      canvas.addEventListener("click", e => explainInputGradient(layer.index, ...cellAt(canvas, e, h, w), channel));
       row.append(canvas);
     });
     box.append(row);
